@@ -1,0 +1,221 @@
+import Foundation
+import VaultCrypto
+
+/// What an ingest did.
+public struct IngestReport: Codable, Sendable {
+    public var dataset: String
+    public var generation: Int
+    public var format: String
+    public var shards: Int
+    public var records: RecordCounts
+    public var inputBytes: Int
+    public var plaintextBytes: Int
+    public var sealedBytes: Int
+    public var seconds: Double
+    public var skippedFiles: [String]
+    public var manifestSha256: String
+    public var replacedGeneration: Int?
+}
+
+/// Ingest: read an input, partition records by patient into shards, seal each shard,
+/// and publish a new signed manifest. The manifest rename is the commit point: until
+/// it happens nothing new is visible, and a failure leaves the existing dataset intact.
+public struct Ingestor {
+    public let vault: Vault
+    public var concurrency: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    public init(vault: Vault) { self.vault = vault }
+
+    /// Default shard count: at least 4, and one per 128 MiB of input.
+    public static func defaultShardCount(inputBytes: Int) -> Int {
+        max(4, min(4096, (inputBytes + (128 << 20) - 1) / (128 << 20)))
+    }
+
+    public func ingest(dataset: String, format: InputFormat, paths: [String], shards requestedShards: Int?, replace: Bool,
+                       now: Date = Date()) throws -> IngestReport {
+        let started = Date()
+        try Vault.validateDatasetName(dataset)
+        guard !paths.isEmpty else { throw VaultError(.usage, "no input path given") }
+        for path in paths where !FileIO.exists(path) {
+            throw VaultError(.noInput, "input does not exist", location: path)
+        }
+        let datasetDir = vault.layout.datasetDirectory(dataset)
+        let manifestPath = datasetDir + "/" + ManifestFile.name
+        var previous: Manifest?
+        var previousBytes: [UInt8]?
+        if FileIO.exists(manifestPath) {
+            guard replace else {
+                throw VaultError(.cannotCreate, "dataset '\(dataset)' already exists; pass --replace to ingest a new generation", location: manifestPath)
+            }
+            previous = try ManifestFile.load(manifestPath, keyring: vault.keyring)
+            previousBytes = try FileIO.readAll(manifestPath)
+        }
+        if let requestedShards, !(1...65_535).contains(requestedShards) {
+            throw VaultError(.usage, "--shards must be between 1 and 65535")
+        }
+        let inputSize = paths.reduce(0) { $0 + Self.treeSize($1) }
+        let shardCount = requestedShards ?? Self.defaultShardCount(inputBytes: inputSize)
+        let generation = (previous?.generation ?? 0) + 1
+
+        try FileIO.makeDirectory(vault.layout.data)
+        try FileIO.makeDirectory(datasetDir, mode: 0o750)
+        try vault.keyring.ensureDatasetKeys(dataset, now: now)
+        try vault.keyring.save()
+        guard let kekRecord = vault.keyring.active(dataset, .kek), let signingRecord = vault.keyring.active(dataset, .signing),
+              let partitionRecord = vault.keyring.active(dataset, .partition) else {
+            throw VaultError(.configuration, "dataset '\(dataset)' has no active KEK, signing or partition key")
+        }
+        let kek = try vault.keyring.material(id: kekRecord.id, version: kekRecord.version)
+        let signing = try vault.keyring.material(id: signingRecord.id, version: signingRecord.version)
+        let partition = try vault.keyring.material(id: partitionRecord.id, version: partitionRecord.version)
+
+        let staging = datasetDir + "/.staging-" + Hex.encode(try SystemRandom.bytes(8))
+        try FileIO.makeDirectory(staging, mode: 0o700)
+        var published = false
+        defer { if !published { FileIO.removeTree(staging) } }
+
+        // Pass 1: parse and route every record to its shard's encrypted staging file.
+        let spillKey = try SecureBytes.random(count: 32)
+        let spills = try (0..<shardCount).map { try SpillWriter(path: staging + String(format: "/spill-%05d", $0), key: spillKey, shard: $0) }
+        let sink = IngestSink(pseudonymizer: Pseudonymizer(key: partition), shardCount: shardCount, spills: spills)
+        let source: any RecordSource
+        switch format {
+        case .syntheaCSV:
+            guard paths.count == 1 else { throw VaultError(.usage, "synthea-csv takes exactly one folder") }
+            source = SyntheaCSVSource(directory: paths[0])
+        case .fhirNDJSON:
+            source = FHIRNDJSONSource(paths: paths)
+        case .fhirBundle:
+            source = FHIRBundleSource(paths: paths)
+        }
+        try source.read(into: sink)
+        for spill in spills { try spill.finish() }
+        guard sink.counts.patients > 0 else {
+            throw VaultError(.dataError, "the input holds no patients", location: paths.joined(separator: ", "))
+        }
+
+        // Pass 2: build, encode and seal each shard, in parallel.
+        let results = ShardResults(count: shardCount)
+        let sources = sink.sources
+        let vaultId = vault.id
+        let schemaId = ColumnarCodec.schemaId
+        let kekInfo = (id: kekRecord.id, version: kekRecord.version, key: kek)
+        let signingInfo = (id: signingRecord.id, version: signingRecord.version, key: signing)
+        let next = AtomicCounter()
+        let workers = max(1, min(concurrency, shardCount))
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            while true {
+                let index = next.increment()
+                if index >= shardCount || results.failed { return }
+                do {
+                    let spillPath = staging + String(format: "/spill-%05d", index)
+                    var tables = ShardTables()
+                    func location(_ source: Int, _ line: Int) -> String {
+                        VaultError.at(sources[source].path, line: line, field: sources[source].patientField)
+                    }
+                    try SpillReader.forEach(path: spillPath, key: spillKey, shard: index) { record, source, line in
+                        if case .patient(let p) = record, !tables.addPatient(p) {
+                            throw VaultError(.dataError, "duplicate patient id", location: location(source, line))
+                        }
+                    }
+                    try SpillReader.forEach(path: spillPath, key: spillKey, shard: index) { record, source, line in
+                        if case .patient = record { return }
+                        if !tables.add(record) {
+                            throw VaultError(.dataError, "record refers to a patient that does not exist in the input", location: location(source, line))
+                        }
+                    }
+                    unlink(spillPath)
+                    var plaintext = tables.encode()
+                    let counts = tables.counts
+                    tables = ShardTables()
+                    defer { secureWipe(&plaintext) }
+                    let file = Manifest.shardFile(index)
+                    let info = try plaintext.withUnsafeBytes {
+                        try ShardSealer.seal(plaintext: $0, to: staging + "/" + file, vaultId: vaultId, dataset: dataset,
+                                             generation: UInt64(generation), shardIndex: index, shardCount: shardCount,
+                                             schemaId: schemaId, kek: kekInfo, signing: signingInfo)
+                    }
+                    let entry = ManifestShard(index: index, file: file, size: info.size, headerSha256: Hex.encode(info.headerSha256),
+                                              bodySha256: Hex.encode(info.bodySha256), dataKeyId: Hex.encode(info.header.dataKeyId),
+                                              kekVersion: kekRecord.version, signingVersion: signingRecord.version,
+                                              records: counts)
+                    results.set(index, entry: entry, plaintextBytes: plaintext.count)
+                } catch {
+                    results.fail(error)
+                }
+            }
+        }
+        if let error = results.firstError { throw error }
+        let entries = results.entries.compactMap { $0 }
+        guard entries.count == shardCount else { throw VaultError(.software, "not every shard was written") }
+        let totals = entries.reduce(RecordCounts()) { $0 + $1.records }
+
+        // Publish: move the generation into place, then the manifest (the commit point).
+        try FileIO.fsyncDirectory(staging)
+        let generationDir = datasetDir + "/" + Manifest.generationDirectory(generation)
+        if FileIO.exists(generationDir) { FileIO.removeTree(generationDir) } // left by an earlier attempt that never committed
+        guard rename(staging, generationDir) == 0 else {
+            throw VaultError.system(.ioError, "cannot publish generation folder", path: generationDir, errno: errno)
+        }
+        published = true
+        try FileIO.fsyncDirectory(datasetDir)
+        let manifest = Manifest(format: Manifest.format, vaultId: vault.idHex, dataset: dataset, generation: generation,
+                                created: Timestamp.rfc3339(now), schemaId: schemaId, sourceFormat: format.rawValue, shardCount: shardCount,
+                                previousManifestSha256: previousBytes.map { Hex.encode(Digest.sha256($0)) },
+                                kek: KeyRef(id: kekRecord.id, version: kekRecord.version),
+                                signing: KeyRef(id: signingRecord.id, version: signingRecord.version),
+                                partition: KeyRef(id: partitionRecord.id, version: partitionRecord.version),
+                                totals: totals, shards: entries)
+        let manifestBytes = try ManifestFile.encode(manifest, signingKey: signing)
+        do {
+            try FileIO.writeAtomically(manifestBytes, to: manifestPath, mode: 0o640)
+        } catch {
+            FileIO.removeTree(generationDir)
+            throw error
+        }
+        if let previous, previous.generation != generation {
+            FileIO.removeTree(datasetDir + "/" + previous.generationDirectory)
+        }
+        vault.keyring.recordUses(id: kekRecord.id, version: kekRecord.version, count: shardCount)
+        try vault.keyring.save()
+        return IngestReport(dataset: dataset, generation: generation, format: format.rawValue, shards: shardCount, records: totals,
+                            inputBytes: sink.inputBytes, plaintextBytes: results.plaintextBytes, sealedBytes: entries.reduce(0) { $0 + $1.size },
+                            seconds: Date().timeIntervalSince(started), skippedFiles: sink.skippedFiles,
+                            manifestSha256: Hex.encode(Digest.sha256(manifestBytes)), replacedGeneration: previous?.generation)
+    }
+
+    static func treeSize(_ path: String) -> Int {
+        guard FileIO.isDirectory(path) else { return FileIO.size(path) }
+        guard let names = try? FileIO.listDirectory(path) else { return 0 }
+        return names.reduce(0) { $0 + FileIO.size(path + "/" + $1) }
+    }
+}
+
+/// Results of the parallel sealing pass, guarded by a lock.
+final class ShardResults: @unchecked Sendable {
+    // All state is accessed under `lock`.
+    private let lock = NSLock()
+    private var _entries: [ManifestShard?]
+    private var _error: (any Error)?
+    private var _plaintext = 0
+
+    init(count: Int) { _entries = Array(repeating: nil, count: count) }
+
+    func set(_ index: Int, entry: ManifestShard, plaintextBytes: Int) {
+        lock.withLock { _entries[index] = entry; _plaintext += plaintextBytes }
+    }
+
+    func fail(_ error: any Error) { lock.withLock { if _error == nil { _error = error } } }
+    var failed: Bool { lock.withLock { _error != nil } }
+    var firstError: (any Error)? { lock.withLock { _error } }
+    var entries: [ManifestShard?] { lock.withLock { _entries } }
+    var plaintextBytes: Int { lock.withLock { _plaintext } }
+}
+
+/// A shared counter for handing out work items.
+final class AtomicCounter: @unchecked Sendable {
+    // Accessed only under `lock`.
+    private let lock = NSLock()
+    private var value = 0
+    func increment() -> Int { lock.withLock { defer { value += 1 }; return value } }
+}

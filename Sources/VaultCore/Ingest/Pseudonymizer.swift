@@ -1,0 +1,31 @@
+import VaultCrypto
+
+/// Keyed pseudonyms of source patient ids: HMAC-SHA256 under the dataset's partition key,
+/// truncated to 16 bytes. The pseudonym also chooses the patient's shard.
+final class Pseudonymizer {
+    private let key: SecureBytes
+    private var cache: [String: [UInt8]] = [:]
+    private let cacheLimit: Int
+
+    init(key: SecureBytes, cacheLimit: Int = 65_536) {
+        self.key = key
+        self.cacheLimit = cacheLimit
+    }
+
+    func pseudonym(_ patientId: String) throws -> [UInt8] {
+        if let hit = cache[patientId] { return hit }
+        var w = CanonicalWriter(label: "shardvault/patient/v1")
+        w.raw(Array(patientId.utf8))
+        let mac = try HMACSHA256.authenticate(key: key, w.bytes)
+        let out = Array(mac[0..<16])
+        if cache.count >= cacheLimit { cache.removeAll(keepingCapacity: true) }
+        cache[patientId] = out
+        return out
+    }
+
+    static func shard(of pseudonym: [UInt8], count: Int) -> Int {
+        var v: UInt64 = 0
+        for i in 0..<8 { v = v << 8 | UInt64(pseudonym[i]) }
+        return Int(v % UInt64(count))
+    }
+}

@@ -1,0 +1,153 @@
+/// Reads a Synthea CSV export folder (patients, conditions, observations, medications,
+/// encounters, procedures, immunizations; other files are listed as not ingested).
+struct SyntheaCSVSource: RecordSource {
+    let directory: String
+
+    struct FileSpec {
+        let kind: RecordKind
+        let file: String
+        let required: [String]
+        let known: Set<String>
+    }
+
+    static let specs: [FileSpec] = [
+        FileSpec(kind: .patients, file: "patients.csv", required: ["Id", "BIRTHDATE", "GENDER"],
+                 known: ["Id", "BIRTHDATE", "DEATHDATE", "SSN", "DRIVERS", "PASSPORT", "PREFIX", "FIRST", "MIDDLE", "LAST", "SUFFIX",
+                         "MAIDEN", "MARITAL", "RACE", "ETHNICITY", "GENDER", "BIRTHPLACE", "ADDRESS", "CITY", "STATE", "COUNTY", "FIPS",
+                         "ZIP", "LAT", "LON", "HEALTHCARE_EXPENSES", "HEALTHCARE_COVERAGE", "INCOME"]),
+        FileSpec(kind: .conditions, file: "conditions.csv", required: ["START", "PATIENT", "CODE"],
+                 known: ["START", "STOP", "PATIENT", "ENCOUNTER", "SYSTEM", "CODE", "DESCRIPTION"]),
+        FileSpec(kind: .observations, file: "observations.csv", required: ["DATE", "PATIENT", "CODE", "VALUE"],
+                 known: ["DATE", "PATIENT", "ENCOUNTER", "CATEGORY", "CODE", "DESCRIPTION", "VALUE", "UNITS", "TYPE"]),
+        FileSpec(kind: .medications, file: "medications.csv", required: ["START", "PATIENT", "CODE"],
+                 known: ["START", "STOP", "PATIENT", "PAYER", "ENCOUNTER", "CODE", "DESCRIPTION", "BASE_COST", "PAYER_COVERAGE",
+                         "DISPENSES", "TOTALCOST", "REASONCODE", "REASONDESCRIPTION"]),
+        FileSpec(kind: .encounters, file: "encounters.csv", required: ["START", "PATIENT", "CODE"],
+                 known: ["Id", "START", "STOP", "PATIENT", "ORGANIZATION", "PROVIDER", "PAYER", "ENCOUNTERCLASS", "CODE", "DESCRIPTION",
+                         "BASE_ENCOUNTER_COST", "TOTAL_CLAIM_COST", "PAYER_COVERAGE", "REASONCODE", "REASONDESCRIPTION"]),
+        FileSpec(kind: .procedures, file: "procedures.csv", required: ["PATIENT", "CODE"],
+                 known: ["START", "STOP", "DATE", "PATIENT", "ENCOUNTER", "SYSTEM", "CODE", "DESCRIPTION", "BASE_COST", "REASONCODE",
+                         "REASONDESCRIPTION"]),
+        FileSpec(kind: .immunizations, file: "immunizations.csv", required: ["DATE", "PATIENT", "CODE"],
+                 known: ["DATE", "PATIENT", "ENCOUNTER", "CODE", "DESCRIPTION", "BASE_COST"]),
+    ]
+
+    func read(into sink: IngestSink) throws {
+        guard FileIO.isDirectory(directory) else {
+            throw VaultError(.noInput, "not a folder of Synthea CSV files", location: directory)
+        }
+        for spec in Self.specs where !FileIO.exists(directory + "/" + spec.file) {
+            throw VaultError(.noInput, "missing file \(spec.file) (a Synthea CSV export needs patients, conditions, observations, medications, encounters, procedures and immunizations)", location: directory)
+        }
+        let ingested = Set(Self.specs.map(\.file))
+        for name in try FileIO.listDirectory(directory) where name.hasSuffix(".csv") && !ingested.contains(name) {
+            sink.noteSkipped(directory + "/" + name)
+        }
+        for spec in Self.specs { try read(spec, into: sink) }
+    }
+
+    private func read(_ spec: FileSpec, into sink: IngestSink) throws {
+        let path = directory + "/" + spec.file
+        let csv = try CSVReader(path: path)
+        guard try csv.next() else { throw VaultError(.dataError, "file is empty (no header line)", location: VaultError.at(path, line: 1)) }
+        var column: [String: Int] = [:]
+        for i in 0..<csv.fields.count {
+            var name = csv.string(i)
+            if i == 0 && name.hasPrefix("\u{FEFF}") { name.removeFirst() }
+            guard spec.known.contains(name) else {
+                throw VaultError(.dataError, "unknown column '\(name)' in \(spec.file)", location: VaultError.at(path, line: 1, field: name))
+            }
+            guard column[name] == nil else {
+                throw VaultError(.dataError, "duplicate column '\(name)'", location: VaultError.at(path, line: 1, field: name))
+            }
+            column[name] = i
+        }
+        for name in spec.required where column[name] == nil {
+            throw VaultError(.dataError, "required column '\(name)' is missing", location: VaultError.at(path, line: 1, field: name))
+        }
+        let source = sink.registerSource(path: path, patientField: spec.kind == .patients ? "Id" : "PATIENT")
+        let width = csv.fields.count
+
+        func field(_ name: String) -> Int? { column[name] }
+        func text(_ name: String) -> String { field(name).map { csv.string($0) } ?? "" }
+        func fail(_ message: String, _ name: String) -> VaultError {
+            VaultError(.dataError, message, location: VaultError.at(path, line: csv.line, field: name))
+        }
+        func time(_ name: String, required: Bool) throws -> Int64 {
+            guard let i = field(name), !csv.isEmpty(i) else {
+                if required { throw fail("missing value", name) }
+                return Absent.time
+            }
+            guard let t = ClinicalTime.seconds(csv.bytes(i)) else { throw fail("not a date or date-time", name) }
+            return t
+        }
+        func date(_ name: String, required: Bool) throws -> Int32 {
+            guard let i = field(name), !csv.isEmpty(i) else {
+                if required { throw fail("missing value", name) }
+                return Absent.date
+            }
+            guard let d = ClinicalTime.days(csv.bytes(i)) else { throw fail("not a date", name) }
+            return d
+        }
+        func required(_ name: String) throws -> String {
+            guard let i = field(name), !csv.isEmpty(i) else { throw fail("missing value", name) }
+            return csv.string(i)
+        }
+
+        while try csv.next() {
+            guard csv.fields.count == width else {
+                if csv.fields.count == 1 && csv.isEmpty(0) { continue } // blank line
+                throw VaultError(.dataError, "row has \(csv.fields.count) fields, the header has \(width)", location: VaultError.at(path, line: csv.line))
+            }
+            let record: ClinicalRecord
+            switch spec.kind {
+            case .patients:
+                let id = try required("Id")
+                let gender = try required("GENDER")
+                let sex: String
+                switch gender {
+                case "M", "m", "male": sex = "male"
+                case "F", "f", "female": sex = "female"
+                default: throw fail("unknown GENDER '\(gender)' (expected M or F)", "GENDER")
+                }
+                let birth = try date("BIRTHDATE", required: true)
+                let death = try date("DEATHDATE", required: false)
+                if death != Absent.date && death < birth { throw fail("death date is before birth date", "DEATHDATE") }
+                record = .patient(.init(pseudonym: try sink.pseudonym(of: id), birthDate: birth, deathDate: death, sex: sex,
+                                        race: text("RACE"), ethnicity: text("ETHNICITY"), state: text("STATE")))
+            case .conditions:
+                record = .condition(pseudonym: try sink.pseudonym(of: try required("PATIENT")), start: try time("START", required: true),
+                                    stop: try time("STOP", required: false), code: try required("CODE"))
+            case .observations:
+                let type = text("TYPE")
+                let raw = text("VALUE")
+                var value = Double.nan
+                var textValue = ""
+                if type == "numeric" {
+                    guard let v = Double(raw), v.isFinite else { throw fail("numeric observation value '\(raw.count > 40 ? String(raw.prefix(40)) + "..." : raw)' is not a number", "VALUE") }
+                    value = v
+                } else if type.isEmpty, let v = Double(raw), v.isFinite {
+                    value = v
+                } else {
+                    textValue = raw
+                }
+                record = .observation(pseudonym: try sink.pseudonym(of: try required("PATIENT")), time: try time("DATE", required: true),
+                                      category: text("CATEGORY"), code: try required("CODE"), value: value, unit: text("UNITS"), text: textValue)
+            case .medications:
+                record = .medication(pseudonym: try sink.pseudonym(of: try required("PATIENT")), start: try time("START", required: true),
+                                     stop: try time("STOP", required: false), code: try required("CODE"))
+            case .encounters:
+                record = .encounter(pseudonym: try sink.pseudonym(of: try required("PATIENT")), start: try time("START", required: true),
+                                    stop: try time("STOP", required: false), encounterClass: text("ENCOUNTERCLASS"), code: try required("CODE"))
+            case .procedures:
+                let start = field("START") != nil ? try time("START", required: true) : try time("DATE", required: true)
+                record = .procedure(pseudonym: try sink.pseudonym(of: try required("PATIENT")), start: start, code: try required("CODE"))
+            case .immunizations:
+                record = .immunization(pseudonym: try sink.pseudonym(of: try required("PATIENT")), time: try time("DATE", required: true),
+                                       code: try required("CODE"))
+            }
+            try sink.emit(record, source: source, line: csv.line)
+        }
+        sink.noteInputBytes(FileIO.size(path))
+    }
+}

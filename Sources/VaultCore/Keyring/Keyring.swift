@@ -1,0 +1,209 @@
+import Foundation
+import VaultCrypto
+
+/// What a key is for.
+public enum KeyKind: String, Codable, Sendable, CaseIterable {
+    /// Wraps the data keys (DEKs) of a dataset's shards.
+    case kek
+    /// Signs a dataset's shards and manifests (HMAC-SHA256). Processors never hold it.
+    case signing
+    /// Derives patient pseudonyms and chooses each patient's shard.
+    case partition
+}
+
+/// The lifecycle state of a key version.
+public enum KeyState: String, Codable, Sendable {
+    case active
+    case decryptOnly = "decrypt-only"
+    case retired
+    case destroyed
+}
+
+/// One version of one key, as stored in `keys/keyring.json`: metadata in the clear,
+/// material wrapped under the vault root key.
+public struct KeyRecord: Codable, Sendable, Equatable {
+    public var id: String
+    public var kind: KeyKind
+    public var dataset: String
+    public var version: Int
+    public var state: KeyState
+    public var created: String
+    /// Root key version that wraps the material.
+    public var rootVersion: Int
+    /// base64(nonce 12 || AES-256-GCM ciphertext 32 || tag 16).
+    public var wrapped: String?
+    /// Encryptions made under this version (DEKs wrapped, for a KEK).
+    public var uses: Int
+}
+
+struct KeyringFile: Codable {
+    var format: String
+    var vaultId: String
+    var keys: [KeyRecord]
+}
+
+/// The keyring: per-dataset KEK, signing and partition keys, each versioned, wrapped
+/// under the root key. Changes are written back crash-safely with `save()`.
+public final class Keyring: @unchecked Sendable {
+    // Mutated only by the single command that owns the vault; readers in worker tasks
+    // use immutable SecureBytes returned by `material`. Hence @unchecked Sendable.
+    public static let format = "shardvault.keyring.v1"
+    let path: String
+    let vaultId: [UInt8]
+    private let root: RootKey
+    public private(set) var records: [KeyRecord]
+    private var cache: [String: SecureBytes] = [:]
+    private let lock = NSLock()
+
+    init(path: String, vaultId: [UInt8], root: RootKey) throws {
+        self.path = path
+        self.vaultId = vaultId
+        self.root = root
+        if FileIO.exists(path) {
+            let bytes = try FileIO.readAll(path)
+            let file: KeyringFile
+            do { file = try JSONDecoder().decode(KeyringFile.self, from: Data(bytes)) } catch {
+                throw VaultError(.configuration, "keyring is not valid JSON", location: path, underlying: error)
+            }
+            guard file.format == Self.format else {
+                throw VaultError(.configuration, "unsupported keyring format '\(file.format)'", location: path)
+            }
+            guard file.vaultId == Hex.encode(vaultId) else {
+                throw VaultError(.configuration, "keyring belongs to another vault (\(file.vaultId))", location: path)
+            }
+            records = file.keys
+        } else {
+            records = []
+        }
+    }
+
+    static func keyId(_ dataset: String, _ kind: KeyKind) -> String { "\(dataset)/\(kind.rawValue)" }
+
+    private func aad(id: String, kind: KeyKind, version: Int, rootVersion: Int) -> [UInt8] {
+        var w = CanonicalWriter(label: "shardvault/key/v1")
+        w.raw(vaultId)
+        w.string(id)
+        w.string(kind.rawValue)
+        w.u32(UInt32(version))
+        w.u32(UInt32(rootVersion))
+        return w.bytes
+    }
+
+    /// The active version of a dataset's key of `kind`, if one exists.
+    public func active(_ dataset: String, _ kind: KeyKind) -> KeyRecord? {
+        records.filter { $0.dataset == dataset && $0.kind == kind && $0.state == .active }.max { $0.version < $1.version }
+    }
+
+    public func record(id: String, version: Int) -> KeyRecord? {
+        records.first { $0.id == id && $0.version == version }
+    }
+
+    /// Creates version 1 of each key the dataset lacks. Returns the records created.
+    @discardableResult
+    public func ensureDatasetKeys(_ dataset: String, now: Date = Date()) throws -> [KeyRecord] {
+        var created: [KeyRecord] = []
+        for kind in KeyKind.allCases where active(dataset, kind) == nil {
+            let id = Self.keyId(dataset, kind)
+            let version = (records.filter { $0.id == id }.map(\.version).max() ?? 0) + 1
+            let material = try SecureBytes.random(count: 32)
+            let nonce = try SystemRandom.bytes(12)
+            let gcm = try AESGCM(key: root.material)
+            var sealed = try gcm.seal(nonce: nonce, plaintext: material.unsafeExportedBytes(),
+                                      aad: aad(id: id, kind: kind, version: version, rootVersion: root.version))
+            let record = KeyRecord(id: id, kind: kind, dataset: dataset, version: version, state: .active,
+                                   created: Timestamp.rfc3339(now), rootVersion: root.version,
+                                   wrapped: Data(nonce + sealed).base64EncodedString(), uses: 0)
+            secureWipe(&sealed)
+            records.append(record)
+            lock.withLock { cache["\(id)#\(version)"] = material }
+            created.append(record)
+        }
+        return created
+    }
+
+    /// Unwraps the material of a key version. Fails with a clear message when the
+    /// version is unknown, destroyed, or its wrapping does not authenticate.
+    public func material(id: String, version: Int) throws -> SecureBytes {
+        if let cached = lock.withLock({ cache["\(id)#\(version)"] }) { return cached }
+        guard let record = record(id: id, version: version) else {
+            throw VaultError(.dataError, "key \(id) version \(version) is not in the keyring", location: path)
+        }
+        guard record.state != .destroyed, let wrapped = record.wrapped, let blob = Data(base64Encoded: wrapped), blob.count == 60 else {
+            throw VaultError(.dataError, "key \(id) version \(version) is destroyed", location: path)
+        }
+        guard record.rootVersion == root.version else {
+            throw VaultError(.configuration, "key \(id) version \(version) is wrapped under root key version \(record.rootVersion), but root key version \(root.version) is loaded", location: path)
+        }
+        let bytes = [UInt8](blob)
+        let material: SecureBytes
+        do {
+            material = try AESGCM(key: root.material).open(nonce: Array(bytes[0..<12]), sealed: Array(bytes[12...]),
+                                                           aad: aad(id: id, kind: record.kind, version: version, rootVersion: record.rootVersion))
+        } catch {
+            throw VaultError(.dataError, "key \(id) version \(version) does not unwrap under the root key: the keyring entry was altered or belongs to another root key", location: path)
+        }
+        lock.withLock { cache["\(id)#\(version)"] = material }
+        return material
+    }
+
+    /// Adds `count` to the use counter of a key version (saved with the next `save()`).
+    public func recordUses(id: String, version: Int, count: Int) {
+        if let i = records.firstIndex(where: { $0.id == id && $0.version == version }) {
+            records[i].uses += count
+        }
+    }
+
+    /// Writes the keyring crash-safely (mode 0600).
+    public func save() throws {
+        let file = KeyringFile(format: Self.format, vaultId: Hex.encode(vaultId), keys: records)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let data = try encoder.encode(file)
+        try FileIO.writeAtomically([UInt8](data) + [10], to: path, mode: 0o600)
+    }
+}
+
+/// The vault root key: 32 random bytes in `keys/root.key` (mode 0600).
+///
+/// File: `"SVROOTK\0"` (8 bytes), u32 version, 32 bytes of key.
+struct RootKey {
+    static let magic = Array("SVROOTK".utf8) + [0]
+    let version: Int
+    let material: SecureBytes
+
+    static func create(at path: String) throws -> RootKey {
+        let material = try SecureBytes.random(count: 32)
+        var w = CanonicalWriter()
+        w.raw(magic)
+        w.u32(1)
+        var bytes = w.bytes + material.unsafeExportedBytes()
+        defer { secureWipe(&bytes) }
+        try FileIO.writeAtomically(bytes, to: path, mode: 0o600, exclusive: true)
+        return RootKey(version: 1, material: material)
+    }
+
+    static func load(from path: String) throws -> RootKey {
+        var bytes = try FileIO.readAll(path, missing: .configuration)
+        defer { secureWipe(&bytes) }
+        var st = stat()
+        if stat(path, &st) == 0 && (st.st_mode & 0o077) != 0 {
+            throw VaultError(.permissionDenied, "root key file is readable by group or others (mode \(String(st.st_mode & 0o777, radix: 8))); run chmod 600", location: path)
+        }
+        guard bytes.count == 44, Array(bytes[0..<8]) == magic else {
+            throw VaultError(.configuration, "not a ShardVault root key file", location: path)
+        }
+        var r = CanonicalReader(bytes, offset: 8)
+        let version = Int(try r.u32("version"))
+        return RootKey(version: version, material: SecureBytes(copying: bytes[12..<44]))
+    }
+}
+
+enum Timestamp {
+    /// RFC 3339 UTC with milliseconds.
+    static func rfc3339(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        return formatter.string(from: date)
+    }
+}

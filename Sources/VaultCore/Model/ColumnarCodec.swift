@@ -1,0 +1,320 @@
+/// The `shardvault.clinical.v1` plaintext: typed columns per table, little-endian
+/// arrays (see docs/shard-format.md).
+public enum ColumnarCodec {
+    public static let schemaId = "shardvault.clinical.v1"
+    static let magic: [UInt8] = Array("SVCOL1".utf8) + [0, 0]
+
+    enum ColumnKind: UInt8 { case int32 = 1, int64 = 2, float64 = 3, dictionary = 4, fixed = 5 }
+}
+
+/// A column being built.
+enum ColumnBuilder {
+    case int32([Int32])
+    case int64([Int64])
+    case float64([Double])
+    case dictionary(DictionaryColumn)
+    case fixed(width: Int, [UInt8])
+}
+
+/// Dictionary-encoded strings: each distinct value stored once.
+struct DictionaryColumn {
+    var entries: [String] = []
+    var lookup: [String: UInt32] = [:]
+    var indices: [UInt32] = []
+
+    mutating func append(_ value: String) {
+        if let i = lookup[value] {
+            indices.append(i)
+        } else {
+            let i = UInt32(entries.count)
+            entries.append(value)
+            lookup[value] = i
+            indices.append(i)
+        }
+    }
+
+    func value(at row: Int) -> String { entries[Int(indices[row])] }
+}
+
+/// Accumulates the records of one shard and encodes them as columns.
+public struct ShardTables: Sendable {
+    // patients
+    var pseudonyms: [UInt8] = []
+    var birth: [Int32] = []
+    var death: [Int32] = []
+    var sex = DictionaryColumn()
+    var race = DictionaryColumn()
+    var ethnicity = DictionaryColumn()
+    var state = DictionaryColumn()
+    var patientRow: [[UInt8]: Int32] = [:]
+    // conditions
+    var conditionPatient: [Int32] = [], conditionStart: [Int64] = [], conditionStop: [Int64] = [], conditionCode = DictionaryColumn()
+    // observations
+    var observationPatient: [Int32] = [], observationTime: [Int64] = [], observationCategory = DictionaryColumn(),
+        observationCode = DictionaryColumn(), observationValue: [Double] = [], observationUnit = DictionaryColumn(),
+        observationText = DictionaryColumn()
+    // medications
+    var medicationPatient: [Int32] = [], medicationStart: [Int64] = [], medicationStop: [Int64] = [], medicationCode = DictionaryColumn()
+    // encounters
+    var encounterPatient: [Int32] = [], encounterStart: [Int64] = [], encounterStop: [Int64] = [],
+        encounterClass = DictionaryColumn(), encounterCode = DictionaryColumn()
+    // procedures
+    var procedurePatient: [Int32] = [], procedureStart: [Int64] = [], procedureCode = DictionaryColumn()
+    // immunizations
+    var immunizationPatient: [Int32] = [], immunizationTime: [Int64] = [], immunizationCode = DictionaryColumn()
+
+    public init() {}
+
+    public var counts: RecordCounts {
+        var c = RecordCounts()
+        c.patients = birth.count
+        c.conditions = conditionPatient.count
+        c.observations = observationPatient.count
+        c.medications = medicationPatient.count
+        c.encounters = encounterPatient.count
+        c.procedures = procedurePatient.count
+        c.immunizations = immunizationPatient.count
+        return c
+    }
+
+    public func hasPatient(_ pseudonym: [UInt8]) -> Bool { patientRow[pseudonym] != nil }
+
+    /// Adds a patient. Returns false if the patient is already present.
+    @discardableResult
+    public mutating func addPatient(_ p: ClinicalRecord.Patient) -> Bool {
+        guard patientRow[p.pseudonym] == nil else { return false }
+        patientRow[p.pseudonym] = Int32(birth.count)
+        pseudonyms.append(contentsOf: p.pseudonym)
+        birth.append(p.birthDate)
+        death.append(p.deathDate)
+        sex.append(p.sex)
+        race.append(p.race)
+        ethnicity.append(p.ethnicity)
+        state.append(p.state)
+        return true
+    }
+
+    /// Adds a non-patient record whose patient was added before. Returns false when the
+    /// patient is unknown.
+    public mutating func add(_ record: ClinicalRecord) -> Bool {
+        if case .patient(let p) = record { return addPatient(p) }
+        guard let row = patientRow[record.pseudonym] else { return false }
+        switch record {
+        case .patient: break
+        case let .condition(_, start, stop, code):
+            conditionPatient.append(row); conditionStart.append(start); conditionStop.append(stop); conditionCode.append(code)
+        case let .observation(_, time, category, code, value, unit, text):
+            observationPatient.append(row); observationTime.append(time); observationCategory.append(category)
+            observationCode.append(code); observationValue.append(value); observationUnit.append(unit); observationText.append(text)
+        case let .medication(_, start, stop, code):
+            medicationPatient.append(row); medicationStart.append(start); medicationStop.append(stop); medicationCode.append(code)
+        case let .encounter(_, start, stop, cls, code):
+            encounterPatient.append(row); encounterStart.append(start); encounterStop.append(stop)
+            encounterClass.append(cls); encounterCode.append(code)
+        case let .procedure(_, start, code):
+            procedurePatient.append(row); procedureStart.append(start); procedureCode.append(code)
+        case let .immunization(_, time, code):
+            immunizationPatient.append(row); immunizationTime.append(time); immunizationCode.append(code)
+        }
+        return true
+    }
+
+    // MARK: Encoding
+
+    private func columns(_ kind: RecordKind) -> [ColumnBuilder] {
+        switch kind {
+        case .patients:
+            return [.fixed(width: 16, pseudonyms), .int32(birth), .int32(death), .dictionary(sex), .dictionary(race),
+                    .dictionary(ethnicity), .dictionary(state)]
+        case .conditions:
+            return [.int32(conditionPatient), .int64(conditionStart), .int64(conditionStop), .dictionary(conditionCode)]
+        case .observations:
+            return [.int32(observationPatient), .int64(observationTime), .dictionary(observationCategory), .dictionary(observationCode),
+                    .float64(observationValue), .dictionary(observationUnit), .dictionary(observationText)]
+        case .medications:
+            return [.int32(medicationPatient), .int64(medicationStart), .int64(medicationStop), .dictionary(medicationCode)]
+        case .encounters:
+            return [.int32(encounterPatient), .int64(encounterStart), .int64(encounterStop), .dictionary(encounterClass), .dictionary(encounterCode)]
+        case .procedures:
+            return [.int32(procedurePatient), .int64(procedureStart), .dictionary(procedureCode)]
+        case .immunizations:
+            return [.int32(immunizationPatient), .int64(immunizationTime), .dictionary(immunizationCode)]
+        }
+    }
+
+    /// Encodes every table. The caller wipes the returned plaintext when done.
+    public func encode() -> [UInt8] {
+        var out = LittleEndianWriter()
+        out.raw(ColumnarCodec.magic)
+        out.u32(UInt32(RecordKind.allCases.count))
+        let c = counts
+        for kind in RecordKind.allCases {
+            let cols = columns(kind)
+            out.u8(kind.rawValue)
+            out.u32(UInt32(c[kind]))
+            out.u32(UInt32(cols.count))
+            for col in cols { out.column(col) }
+        }
+        return out.bytes
+    }
+}
+
+struct LittleEndianWriter {
+    var bytes: [UInt8] = []
+    mutating func u8(_ v: UInt8) { bytes.append(v) }
+    mutating func u16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
+    mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
+    mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
+    mutating func raw(_ b: [UInt8]) { bytes.append(contentsOf: b) }
+    mutating func array<T>(_ values: [T]) { values.withUnsafeBytes { bytes.append(contentsOf: $0) } }
+
+    mutating func column(_ column: ColumnBuilder) {
+        switch column {
+        case .int32(let v):
+            u8(ColumnarCodec.ColumnKind.int32.rawValue); u64(UInt64(v.count * 4)); array(v)
+        case .int64(let v):
+            u8(ColumnarCodec.ColumnKind.int64.rawValue); u64(UInt64(v.count * 8)); array(v)
+        case .float64(let v):
+            u8(ColumnarCodec.ColumnKind.float64.rawValue); u64(UInt64(v.count * 8)); array(v)
+        case .fixed(let width, let v):
+            u8(ColumnarCodec.ColumnKind.fixed.rawValue); u64(UInt64(2 + v.count)); u16(UInt16(width)); raw(v)
+        case .dictionary(let d):
+            u8(ColumnarCodec.ColumnKind.dictionary.rawValue)
+            var body = LittleEndianWriter()
+            body.u32(UInt32(d.entries.count))
+            for e in d.entries {
+                let utf8 = Array(e.utf8)
+                body.u32(UInt32(utf8.count))
+                body.raw(utf8)
+            }
+            body.array(d.indices)
+            u64(UInt64(body.bytes.count))
+            raw(body.bytes)
+        }
+    }
+}
+
+/// A decoded column: typed views over the plaintext.
+public enum Column: Sendable {
+    case int32([Int32])
+    case int64([Int64])
+    case float64([Double])
+    case dictionary(entries: [String], indices: [UInt32])
+    case fixed(width: Int, bytes: [UInt8])
+
+    var rowCount: Int {
+        switch self {
+        case .int32(let v): return v.count
+        case .int64(let v): return v.count
+        case .float64(let v): return v.count
+        case .dictionary(_, let i): return i.count
+        case .fixed(let w, let b): return w == 0 ? 0 : b.count / w
+        }
+    }
+}
+
+/// The decoded tables of one shard.
+public struct DecodedShard: Sendable {
+    public var tables: [RecordKind: [Column]] = [:]
+    public var counts = RecordCounts()
+
+    /// Decodes and validates a `shardvault.clinical.v1` plaintext.
+    public static func decode(_ bytes: UnsafeRawBufferPointer) throws -> DecodedShard {
+        var r = LittleEndianReader(bytes)
+        guard try r.raw(8) == ColumnarCodec.magic else {
+            throw VaultError(.dataError, "plaintext is not a shardvault.clinical.v1 encoding (bad magic)")
+        }
+        let tableCount = try r.u32()
+        var out = DecodedShard()
+        for _ in 0..<tableCount {
+            let kindByte = try r.u8()
+            guard let kind = RecordKind(rawValue: kindByte) else {
+                throw VaultError(.dataError, "plaintext has an unknown table kind \(kindByte)")
+            }
+            let rows = Int(try r.u32())
+            let columnCount = try r.u32()
+            var columns: [Column] = []
+            for index in 0..<columnCount {
+                let column = try r.column()
+                guard column.rowCount == rows else {
+                    throw VaultError(.dataError, "table \(kind) column \(index) has \(column.rowCount) rows, expected \(rows)")
+                }
+                columns.append(column)
+            }
+            out.tables[kind] = columns
+            out.counts[kind] = rows
+        }
+        guard r.remaining == 0 else { throw VaultError(.dataError, "plaintext has \(r.remaining) trailing bytes") }
+        return out
+    }
+}
+
+struct LittleEndianReader {
+    let bytes: UnsafeRawBufferPointer
+    var offset = 0
+    init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+    var remaining: Int { bytes.count - offset }
+
+    mutating func need(_ n: Int) throws {
+        guard n >= 0 && remaining >= n else { throw VaultError(.dataError, "plaintext truncated at byte \(offset)") }
+    }
+    mutating func u8() throws -> UInt8 { try need(1); defer { offset += 1 }; return bytes[offset] }
+    mutating func u16() throws -> UInt16 { try need(2); defer { offset += 2 }; return bytes.loadUnaligned(fromByteOffset: offset, as: UInt16.self).littleEndian }
+    mutating func u32() throws -> UInt32 { try need(4); defer { offset += 4 }; return bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self).littleEndian }
+    mutating func u64() throws -> UInt64 { try need(8); defer { offset += 8 }; return bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self).littleEndian }
+    mutating func raw(_ n: Int) throws -> [UInt8] { try need(n); defer { offset += n }; return Array(bytes[offset..<offset + n]) }
+
+    mutating func array<T>(_ count: Int, of: T.Type) throws -> [T] {
+        let size = count * MemoryLayout<T>.stride
+        try need(size)
+        defer { offset += size }
+        return [T](unsafeUninitializedCapacity: count) { buffer, initialized in
+            UnsafeMutableRawBufferPointer(buffer).copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + size]))
+            initialized = count
+        }
+    }
+
+    mutating func column() throws -> Column {
+        let kindByte = try u8()
+        let length = try u64()
+        guard length <= UInt64(remaining) else { throw VaultError(.dataError, "column length \(length) exceeds the plaintext") }
+        let n = Int(length)
+        let end = offset + n
+        switch ColumnarCodec.ColumnKind(rawValue: kindByte) {
+        case .int32?:
+            guard n % 4 == 0 else { throw VaultError(.dataError, "int32 column length \(n) is not a multiple of 4") }
+            return .int32(try array(n / 4, of: Int32.self))
+        case .int64?:
+            guard n % 8 == 0 else { throw VaultError(.dataError, "int64 column length \(n) is not a multiple of 8") }
+            return .int64(try array(n / 8, of: Int64.self))
+        case .float64?:
+            guard n % 8 == 0 else { throw VaultError(.dataError, "float64 column length \(n) is not a multiple of 8") }
+            return .float64(try array(n / 8, of: Double.self))
+        case .fixed?:
+            let width = Int(try u16())
+            let data = try raw(n - 2)
+            guard width > 0, data.count % width == 0 else { throw VaultError(.dataError, "fixed column of width \(width) has \(data.count) bytes") }
+            return .fixed(width: width, bytes: data)
+        case .dictionary?:
+            let count = Int(try u32())
+            var entries: [String] = []
+            entries.reserveCapacity(count)
+            for _ in 0..<count {
+                let len = Int(try u32())
+                try need(len)
+                guard let s = String(validating: UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + len]), as: UTF8.self) else {
+                    throw VaultError(.dataError, "dictionary entry is not UTF-8")
+                }
+                offset += len
+                entries.append(s)
+            }
+            let rest = end - offset
+            guard rest >= 0, rest % 4 == 0 else { throw VaultError(.dataError, "dictionary column has a bad length") }
+            let indices = try array(rest / 4, of: UInt32.self)
+            guard indices.allSatisfy({ Int($0) < count }) else { throw VaultError(.dataError, "dictionary index out of range") }
+            return .dictionary(entries: entries, indices: indices)
+        case nil:
+            throw VaultError(.dataError, "unknown column kind \(kindByte)")
+        }
+    }
+}

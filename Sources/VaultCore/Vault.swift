@@ -1,0 +1,98 @@
+import Foundation
+import VaultCrypto
+
+/// The folders of a vault. The repository root doubles as a working vault.
+public struct VaultLayout: Sendable {
+    public let root: String
+    public var keys: String { root + "/keys" }
+    public var policies: String { root + "/policies" }
+    public var audit: String { root + "/audit" }
+    public var data: String { root + "/data" }
+    var vaultFile: String { keys + "/vault.json" }
+    var rootKeyFile: String { keys + "/root.key" }
+    var keyringFile: String { keys + "/keyring.json" }
+
+    public init(root: String) {
+        var trimmed = root
+        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
+        self.root = trimmed.isEmpty ? "." : trimmed
+    }
+
+    func datasetDirectory(_ dataset: String) -> String { data + "/" + dataset }
+}
+
+struct VaultFile: Codable {
+    var format: String
+    var vaultId: String
+    var created: String
+}
+
+/// An opened vault: its id, root key and keyring.
+public final class Vault: @unchecked Sendable {
+    // The keyring is mutated only by the command holding the vault; see Keyring.
+    public static let format = "shardvault.vault.v1"
+    public let layout: VaultLayout
+    public let id: [UInt8]
+    public let keyring: Keyring
+
+    public var idHex: String { Hex.encode(id) }
+
+    private init(layout: VaultLayout, id: [UInt8], keyring: Keyring) {
+        self.layout = layout
+        self.id = id
+        self.keyring = keyring
+    }
+
+    /// Creates a new vault in `root`: folders, vault id, root key (0600), empty keyring.
+    /// Refuses when a vault already exists there.
+    @discardableResult
+    public static func initialize(at root: String, now: Date = Date()) throws -> Vault {
+        let layout = VaultLayout(root: root)
+        try FileIO.makeDirectory(layout.root)
+        if FileIO.exists(layout.vaultFile) || FileIO.exists(layout.rootKeyFile) {
+            throw VaultError(.cannotCreate, "a vault already exists here; refusing to overwrite it", location: layout.keys)
+        }
+        try FileIO.makeDirectory(layout.keys, mode: 0o700)
+        for folder in [layout.policies, layout.audit, layout.data] { try FileIO.makeDirectory(folder) }
+        let id = try SystemRandom.bytes(16)
+        let rootKey = try RootKey.create(at: layout.rootKeyFile)
+        let keyring = try Keyring(path: layout.keyringFile, vaultId: id, root: rootKey)
+        try keyring.save()
+        let file = VaultFile(format: format, vaultId: Hex.encode(id), created: Timestamp.rfc3339(now))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try FileIO.writeAtomically([UInt8](try encoder.encode(file)) + [10], to: layout.vaultFile, exclusive: true)
+        return Vault(layout: layout, id: id, keyring: keyring)
+    }
+
+    /// Opens an existing vault.
+    public static func open(at root: String) throws -> Vault {
+        let layout = VaultLayout(root: root)
+        guard FileIO.exists(layout.vaultFile) else {
+            throw VaultError(.configuration, "no vault here (no keys/vault.json); run 'shardvault init' first or pass --vault DIR", location: layout.root)
+        }
+        let file: VaultFile
+        do { file = try JSONDecoder().decode(VaultFile.self, from: Data(try FileIO.readAll(layout.vaultFile))) } catch let error as VaultError {
+            throw error
+        } catch {
+            throw VaultError(.configuration, "vault.json is not valid", location: layout.vaultFile, underlying: error)
+        }
+        guard file.format == format, let id = Hex.decode(file.vaultId), id.count == 16 else {
+            throw VaultError(.configuration, "unsupported vault format or bad vault id", location: layout.vaultFile)
+        }
+        let rootKey = try RootKey.load(from: layout.rootKeyFile)
+        let keyring = try Keyring(path: layout.keyringFile, vaultId: id, root: rootKey)
+        return Vault(layout: layout, id: id, keyring: keyring)
+    }
+
+    /// Valid dataset names: 1 to 64 of a-z, 0-9, '.', '_', '-', starting with a letter or digit.
+    public static func validateDatasetName(_ name: String) throws {
+        let bytes = Array(name.utf8)
+        let ok = !bytes.isEmpty && bytes.count <= 64 && bytes.allSatisfy { c in
+            (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c == 46 || c == 95 || c == 45
+        } && !(bytes[0] == 46 || bytes[0] == 95 || bytes[0] == 45)
+        guard ok else {
+            throw VaultError(.usage, "invalid dataset name '\(name)': use 1-64 characters a-z, 0-9, '.', '_', '-', starting with a letter or digit")
+        }
+    }
+}
