@@ -1,0 +1,133 @@
+import Foundation
+import VaultCrypto
+
+/// The outcome of verifying one shard.
+public struct ShardCheck: Codable, Sendable {
+    public var shard: String
+    public var ok: Bool
+    public var problem: String?
+}
+
+/// The outcome of verifying one dataset.
+public struct DatasetVerification: Codable, Sendable {
+    public var dataset: String
+    public var generation: Int?
+    public var deep: Bool
+    public var ok: Bool
+    public var shards: [ShardCheck]
+    /// Problems that are not about one listed shard: manifest, missing or extra files.
+    public var problems: [String]
+    public var bytesChecked: Int
+    public var seconds: Double
+}
+
+/// `verify`: checks manifests and shards. Without `deep`, only the signing key is used;
+/// with `deep`, each DEK is unwrapped and every chunk decrypted and decoded.
+public struct Verifier {
+    public let vault: Vault
+    public var concurrency: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    public init(vault: Vault) { self.vault = vault }
+
+    public func verify(dataset: String, deep: Bool) -> DatasetVerification {
+        let started = Date()
+        var result = DatasetVerification(dataset: dataset, generation: nil, deep: deep, ok: false, shards: [], problems: [],
+                                         bytesChecked: 0, seconds: 0)
+        let datasetDir = vault.layout.datasetDirectory(dataset)
+        let manifestPath = datasetDir + "/" + ManifestFile.name
+        let manifest: Manifest
+        do {
+            guard FileIO.exists(manifestPath) else {
+                throw VaultError(.dataError, "manifest is missing", location: manifestPath)
+            }
+            manifest = try ManifestFile.load(manifestPath, keyring: vault.keyring)
+            guard manifest.dataset == dataset, manifest.vaultId == vault.idHex else {
+                throw VaultError(.dataError, "manifest belongs to dataset '\(manifest.dataset)' of vault \(manifest.vaultId)", location: manifestPath)
+            }
+            guard manifest.shardCount == manifest.shards.count,
+                  manifest.shards.enumerated().allSatisfy({ $0.offset == $0.element.index && $0.element.file == Manifest.shardFile($0.offset) }) else {
+                throw VaultError(.dataError, "manifest shard list is inconsistent with its shard count", location: manifestPath)
+            }
+        } catch {
+            result.problems.append(String(describing: error))
+            result.seconds = Date().timeIntervalSince(started)
+            return result
+        }
+        result.generation = manifest.generation
+        let generationDir = datasetDir + "/" + manifest.generationDirectory
+
+        // Files that should not be there.
+        if let names = try? FileIO.listDirectory(generationDir) {
+            let expected = Set(manifest.shards.map(\.file))
+            for name in names where !expected.contains(name) {
+                result.problems.append("\(generationDir)/\(name): unexpected file in the generation folder (not in the manifest)")
+            }
+        } else {
+            result.problems.append("\(generationDir): generation folder is missing")
+        }
+
+        let checks = CheckResults(count: manifest.shards.count)
+        let next = AtomicCounter()
+        let vaultId = vault.id
+        let keyring = vault.keyring
+        DispatchQueue.concurrentPerform(iterations: max(1, min(concurrency, manifest.shards.count))) { _ in
+            while true {
+                let i = next.increment()
+                if i >= manifest.shards.count { return }
+                let entry = manifest.shards[i]
+                let path = generationDir + "/" + entry.file
+                let expected = ShardExpectation(vaultId: vaultId, dataset: dataset, generation: manifest.generation,
+                                                shardCount: manifest.shardCount, entry: entry)
+                do {
+                    let signingKey = try keyring.material(id: manifest.signing.id, version: entry.signingVersion)
+                    let header = try ShardReader.verifySignature(path: path, expected: expected, signingKey: signingKey)
+                    if deep {
+                        let kek = try keyring.material(id: header.kekId, version: Int(header.kekVersion))
+                        _ = try ShardReader.decrypt(path: path, expected: expected, kek: kek)
+                    }
+                    checks.set(i, ShardCheck(shard: path, ok: true, problem: nil), bytes: entry.size)
+                } catch {
+                    checks.set(i, ShardCheck(shard: path, ok: false, problem: String(describing: error)), bytes: 0)
+                }
+            }
+        }
+        result.shards = checks.all
+        result.bytesChecked = checks.bytes
+        result.ok = result.problems.isEmpty && result.shards.allSatisfy(\.ok)
+        result.seconds = Date().timeIntervalSince(started)
+        return result
+    }
+}
+
+final class CheckResults: @unchecked Sendable {
+    // All state is accessed under `lock`.
+    private let lock = NSLock()
+    private var checks: [ShardCheck?]
+    private var total = 0
+    init(count: Int) { checks = Array(repeating: nil, count: count) }
+    func set(_ i: Int, _ check: ShardCheck, bytes: Int) { lock.withLock { checks[i] = check; total += bytes } }
+    var all: [ShardCheck] { lock.withLock { checks.compactMap { $0 } } }
+    var bytes: Int { lock.withLock { total } }
+}
+
+/// Lists and describes datasets.
+public struct DatasetCatalog {
+    public let vault: Vault
+    public init(vault: Vault) { self.vault = vault }
+
+    /// Names of folders in `data/` that hold a manifest.
+    public func names() throws -> [String] {
+        guard FileIO.isDirectory(vault.layout.data) else { return [] }
+        return try FileIO.listDirectory(vault.layout.data).filter {
+            FileIO.exists(vault.layout.datasetDirectory($0) + "/" + ManifestFile.name)
+        }
+    }
+
+    /// The authenticated manifest of a dataset.
+    public func manifest(_ dataset: String) throws -> Manifest {
+        try Vault.validateDatasetName(dataset)
+        let path = vault.layout.datasetDirectory(dataset) + "/" + ManifestFile.name
+        guard FileIO.exists(path) else { throw VaultError(.noInput, "no dataset named '\(dataset)'", location: vault.layout.data) }
+        return try ManifestFile.load(path, keyring: vault.keyring)
+    }
+}

@@ -1,0 +1,76 @@
+import ArgumentParser
+import Foundation
+import VaultCore
+
+@main
+struct ShardVault: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "shardvault",
+        abstract: "A secure vault for patient data: sealed shards, verified processing, audited access.",
+        discussion: """
+        Exit codes (sysexits): 0 ok, 64 usage, 65 bad data or failed verification, 66 missing input,
+        73 cannot create, 74 I/O error, 77 permission denied, 78 configuration error.
+        """,
+        subcommands: [Init.self, Ingest.self, Datasets.self, Verify.self, SelfTest.self, Generate.self])
+}
+
+/// Options every vault command takes.
+struct VaultOptions: ParsableArguments {
+    @Option(name: .customLong("vault"), help: ArgumentHelp("Vault folder (default: $SHARDVAULT_VAULT or the current folder).", valueName: "DIR"))
+    var vault: String?
+
+    @Flag(name: .customLong("json"), help: "Print machine-readable JSON on stdout.")
+    var json = false
+
+    var root: String {
+        vault ?? ProcessInfo.processInfo.environment["SHARDVAULT_VAULT"] ?? FileManager.default.currentDirectoryPath
+    }
+}
+
+/// Runs a command body, mapping vault errors to a message on stderr and a sysexits code.
+func runCommand(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as VaultError {
+        Console.error("shardvault: \(error)")
+        throw ExitCode(error.code.exitStatus)
+    } catch let error as ExitCode {
+        throw error
+    } catch {
+        Console.error("shardvault: \(error)")
+        throw ExitCode(70)
+    }
+}
+
+enum Console {
+    static func error(_ text: String) {
+        FileHandle.standardError.write(Data((text + "\n").utf8))
+    }
+
+    static func json<T: Encodable>(_ value: T) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let data = try encoder.encode(value)
+        FileHandle.standardOutput.write(data + Data([10]))
+    }
+
+    static func out(_ text: String) { print(text) }
+
+    static func count(_ n: Int) -> String {
+        let digits = Array(String(n))
+        var out = ""
+        for (i, c) in digits.enumerated() {
+            if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
+            out.append(c)
+        }
+        return out
+    }
+
+    static func bytes(_ n: Int) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var value = Double(n)
+        var unit = 0
+        while value >= 1024 && unit < units.count - 1 { value /= 1024; unit += 1 }
+        return unit == 0 ? "\(n) B" : String(format: "%.1f %@", value, units[unit])
+    }
+}
