@@ -14,6 +14,7 @@ struct IngestTests {
           .enabled(if: CoreTestData.available, "../shared/testdata is absent: skipped the Synthea CSV sample ingest"))
     func syntheaSample() throws {
         let (dir, vault) = try newVault()
+        defer { withExtendedLifetime(dir) {} }
         let report = try Ingestor(vault: vault).ingest(dataset: "synthea", format: .syntheaCSV, paths: [CoreTestData.syntheaCSV!],
                                                        shards: 4, replace: false)
         #expect(report.records.patients == 59)
@@ -36,7 +37,8 @@ struct IngestTests {
 
     @Test("tiny input: every record lands in the shard of its patient and counts add up")
     func partitioning() throws {
-        let (_, vault) = try newVault()
+        let (vaultDir, vault) = try newVault()
+        defer { withExtendedLifetime(vaultDir) {} }
         let input = TemporaryDirectory("input")
         try TinySynthea.write(to: input.path, patients: 40)
         let report = try Ingestor(vault: vault).ingest(dataset: "tiny", format: .syntheaCSV, paths: [input.path], shards: 5, replace: false)
@@ -58,7 +60,8 @@ struct IngestTests {
 
     @Test("re-ingesting a name needs --replace; a replace makes a new generation and removes the old one")
     func replaceGenerations() throws {
-        let (_, vault) = try newVault()
+        let (vaultDir, vault) = try newVault()
+        defer { withExtendedLifetime(vaultDir) {} }
         let input = TemporaryDirectory("input")
         try TinySynthea.write(to: input.path)
         let ingestor = Ingestor(vault: vault)
@@ -100,7 +103,8 @@ struct IngestTests {
 
     @Test("bad input gets an error naming file, line and field, and the existing dataset is not damaged", arguments: badInputs)
     func badInput(_ bad: BadInput) throws {
-        let (_, vault) = try newVault()
+        let (vaultDir, vault) = try newVault()
+        defer { withExtendedLifetime(vaultDir) {} }
         let good = TemporaryDirectory("good")
         try TinySynthea.write(to: good.path)
         let ingestor = Ingestor(vault: vault)
@@ -131,7 +135,8 @@ struct IngestTests {
 
     @Test("verify detects a swapped, deleted, foreign or extra shard and names it")
     func shardAttacks() throws {
-        let (_, vault) = try newVault()
+        let (vaultDir, vault) = try newVault()
+        defer { withExtendedLifetime(vaultDir) {} }
         let input = TemporaryDirectory("input")
         try TinySynthea.write(to: input.path, patients: 30)
         let ingestor = Ingestor(vault: vault)
@@ -170,7 +175,8 @@ struct IngestTests {
 
     @Test("an altered or replayed manifest is rejected")
     func manifestAttacks() throws {
-        let (_, vault) = try newVault()
+        let (vaultDir, vault) = try newVault()
+        defer { withExtendedLifetime(vaultDir) {} }
         let input = TemporaryDirectory("input")
         try TinySynthea.write(to: input.path, patients: 10)
         _ = try Ingestor(vault: vault).ingest(dataset: "a", format: .syntheaCSV, paths: [input.path], shards: 2, replace: false)
@@ -191,6 +197,7 @@ struct IngestTests {
     @Test("init refuses to overwrite a vault; the root key file is mode 0600; the keyring holds no key in the clear")
     func initSafety() throws {
         let (dir, vault) = try newVault()
+        defer { withExtendedLifetime(dir) {} }
         #expect(throws: VaultError.self) { try Vault.initialize(at: dir.path) }
         let attributes = try FileManager.default.attributesOfItem(atPath: vault.layout.keys + "/root.key")
         #expect((attributes[.posixPermissions] as? Int) == 0o600)

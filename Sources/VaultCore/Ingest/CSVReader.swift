@@ -58,7 +58,6 @@ final class CSVReader {
         line = nextLine
         var fieldStart = 0
         var inQuotes = false
-        var quotedField = false
         var i = start
         while true {
             if i >= end {
@@ -103,18 +102,20 @@ final class CSVReader {
             case 44: // ,
                 fields.append(fieldStart..<fieldBytes.count)
                 fieldStart = fieldBytes.count
-                quotedField = false
                 i += 1
             case 10: // \n
                 var fieldEnd = fieldBytes.count
-                if fieldEnd > fieldStart && fieldBytes[fieldEnd - 1] == 13 && !quotedField { fieldEnd -= 1; fieldBytes.removeLast() }
+                // A CR right before the newline, outside quotes, ends the line (CRLF).
+                if i > start && buffer[i - 1] == 13 && fieldEnd > fieldStart && fieldBytes[fieldEnd - 1] == 13 {
+                    fieldEnd -= 1
+                    fieldBytes.removeLast()
+                }
                 fields.append(fieldStart..<fieldEnd)
                 start = i + 1
                 nextLine += 1
                 return true
             case 34 where fieldBytes.count == fieldStart:
                 inQuotes = true
-                quotedField = true
                 i += 1
             default:
                 fieldBytes.append(c)
