@@ -1,0 +1,122 @@
+import Foundation
+import Testing
+
+/// Runs the real `shardvault` binary, as a user would.
+enum CLI {
+    static let binary: String? = {
+        let fm = FileManager.default
+        var candidates: [String] = []
+        let runner = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var dir = runner.deletingLastPathComponent()
+        for _ in 0..<4 {
+            candidates.append(dir.appendingPathComponent("shardvault").path)
+            dir.deleteLastPathComponent()
+        }
+        var root = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { root.deleteLastPathComponent() }
+        candidates.append(root.appendingPathComponent(".build/debug/shardvault").path)
+        return candidates.first { fm.isExecutableFile(atPath: $0) }
+    }()
+
+    static let testdata: String? = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<8 {
+            url.deleteLastPathComponent()
+            let candidate = url.appendingPathComponent("../shared/testdata").standardizedFileURL.path
+            if FileManager.default.fileExists(atPath: candidate + "/README.md") { return candidate }
+        }
+        return nil
+    }()
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+        guard let binary else { throw CLIError.missingBinary }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "SHARDVAULT_VAULT")
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                      stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    enum CLIError: Error { case missingBinary }
+}
+
+final class TempDir {
+    let path: String
+    init() {
+        path = FileManager.default.temporaryDirectory.appendingPathComponent("svcli-\(UUID().uuidString)").path
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+@Suite("shardvault command line", .enabled(if: CLI.binary != nil, "the shardvault binary is not built"))
+struct CLITests {
+    @Test("init, ingest, datasets, verify and verify --deep succeed end to end, with JSON output",
+          .enabled(if: CLI.testdata != nil, "../shared/testdata is absent: skipped the end-to-end ingest of the Synthea sample"))
+    func endToEnd() throws {
+        let vault = TempDir()
+        let initResult = try CLI.run(["init", "--vault", vault.path, "--json"])
+        #expect(initResult.status == 0, "\(initResult.stderr)")
+        let ingest = try CLI.run(["ingest", "--vault", vault.path, "--dataset", "synthea", "--format", "synthea-csv", "--json",
+                                  CLI.testdata! + "/patients/synthea_csv_59"])
+        #expect(ingest.status == 0, "\(ingest.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(ingest.stdout.utf8)) as? [String: Any]
+        let records = report?["records"] as? [String: Int]
+        #expect(records?["patients"] == 59 && records?["conditions"] == 1534 && records?["observations"] == 21697
+                && records?["medications"] == 1772 && records?["encounters"] == 2590)
+        let show = try CLI.run(["datasets", "show", "synthea", "--json"], environment: ["SHARDVAULT_VAULT": vault.path])
+        #expect(show.status == 0)
+        #expect(show.stdout.contains("\"generation\" : 1"))
+        let list = try CLI.run(["datasets", "list", "--vault", vault.path])
+        #expect(list.stdout.contains("synthea") && list.stdout.contains("59"))
+        #expect(try CLI.run(["verify", "--vault", vault.path]).status == 0)
+        #expect(try CLI.run(["verify", "--vault", vault.path, "--dataset", "synthea", "--deep"]).status == 0)
+    }
+
+    @Test("exit codes follow sysexits: 64 usage, 65 tampered, 66 missing input, 73 existing vault, 78 no vault")
+    func exitCodes() throws {
+        let vault = TempDir()
+        #expect(try CLI.run(["verify", "--vault", vault.path]).status == 78)
+        #expect(try CLI.run(["init", "--vault", vault.path]).status == 0)
+        #expect(try CLI.run(["init", "--vault", vault.path]).status == 73)
+        #expect(try CLI.run(["ingest", "--vault", vault.path, "--dataset", "d", "--format", "csv", "/nonexistent"]).status == 64)
+        #expect(try CLI.run(["ingest", "--vault", vault.path, "--dataset", "Bad/Name", "--format", "synthea-csv", vault.path]).status == 64)
+        let missing = try CLI.run(["ingest", "--vault", vault.path, "--dataset", "d", "--format", "synthea-csv", vault.path + "/nope"])
+        #expect(missing.status == 66)
+        #expect(missing.stderr.contains("nope"))
+    }
+
+    @Test("a tampered shard makes verify exit 65 and name the shard on stderr",
+          .enabled(if: CLI.testdata != nil, "../shared/testdata is absent"))
+    func tamperedShard() throws {
+        let vault = TempDir()
+        #expect(try CLI.run(["init", "--vault", vault.path]).status == 0)
+        #expect(try CLI.run(["ingest", "--vault", vault.path, "--dataset", "s", "--format", "synthea-csv", "--shards", "3",
+                             CLI.testdata! + "/patients/synthea_csv_59"]).status == 0)
+        let shard = vault.path + "/data/s/g000001/shard-00001.svs"
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: shard))
+        bytes[5000] ^= 0x04
+        try bytes.write(to: URL(fileURLWithPath: shard))
+        let result = try CLI.run(["verify", "--vault", vault.path])
+        #expect(result.status == 65)
+        #expect(result.stderr.contains("shard-00001.svs"))
+        #expect(!result.stderr.contains("shard-00000.svs"))
+    }
+}
