@@ -31,6 +31,12 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .executableTarget(
+            name: "shardvault-bench",
+            dependencies: ["VaultCore", "VaultCrypto"],
+            path: "Benchmarks/SealBench",
+            swiftSettings: strict
+        ),
         .testTarget(name: "VaultCryptoTests", dependencies: ["VaultCrypto", "VaultCore"], swiftSettings: strict),
         .testTarget(name: "VaultCoreTests", dependencies: ["VaultCore", "VaultCrypto"], swiftSettings: strict),
         .testTarget(name: "ShardVaultCLITests", dependencies: ["VaultCore"], swiftSettings: strict),

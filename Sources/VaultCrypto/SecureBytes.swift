@@ -119,3 +119,9 @@ public enum SystemRandom {
         return out
     }
 }
+
+/// Wipes a region of memory that held secrets.
+public func secureZero(_ buffer: UnsafeMutableRawBufferPointer) {
+    guard buffer.count > 0 else { return }
+    OPENSSL_cleanse(buffer.baseAddress, buffer.count)
+}

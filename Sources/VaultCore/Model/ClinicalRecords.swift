@@ -87,6 +87,16 @@ public enum ClinicalRecord: Sendable {
         public var race: String
         public var ethnicity: String
         public var state: String
+
+        public init(pseudonym: [UInt8], birthDate: Int32, deathDate: Int32, sex: String, race: String, ethnicity: String, state: String) {
+            self.pseudonym = pseudonym
+            self.birthDate = birthDate
+            self.deathDate = deathDate
+            self.sex = sex
+            self.race = race
+            self.ethnicity = ethnicity
+            self.state = state
+        }
     }
 
     public var kind: RecordKind {

@@ -249,6 +249,32 @@ public struct DecodedShard: Sendable {
     }
 }
 
+extension DecodedShard {
+    /// Checks the structure of a plaintext (magic, tables, column lengths, dictionary
+    /// indices) and returns its record counts, without copying any column.
+    public static func validate(_ bytes: UnsafeRawBufferPointer) throws -> RecordCounts {
+        var r = LittleEndianReader(bytes)
+        guard try r.raw(8) == ColumnarCodec.magic else {
+            throw VaultError(.dataError, "plaintext is not a shardvault.clinical.v1 encoding (bad magic)")
+        }
+        var counts = RecordCounts()
+        let tableCount = try r.u32()
+        for _ in 0..<tableCount {
+            let kindByte = try r.u8()
+            guard let kind = RecordKind(rawValue: kindByte) else { throw VaultError(.dataError, "plaintext has an unknown table kind \(kindByte)") }
+            let rows = Int(try r.u32())
+            let columnCount = try r.u32()
+            for index in 0..<columnCount {
+                let n = try r.skipColumn()
+                guard n == rows else { throw VaultError(.dataError, "table \(kind) column \(index) has \(n) rows, expected \(rows)") }
+            }
+            counts[kind] = rows
+        }
+        guard r.remaining == 0 else { throw VaultError(.dataError, "plaintext has \(r.remaining) trailing bytes") }
+        return counts
+    }
+}
+
 struct LittleEndianReader {
     let bytes: UnsafeRawBufferPointer
     var offset = 0
@@ -271,6 +297,47 @@ struct LittleEndianReader {
         return [T](unsafeUninitializedCapacity: count) { buffer, initialized in
             UnsafeMutableRawBufferPointer(buffer).copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + size]))
             initialized = count
+        }
+    }
+
+    /// Walks over a column, checking it as `column()` does, and returns its row count.
+    mutating func skipColumn() throws -> Int {
+        let kindByte = try u8()
+        let length = try u64()
+        guard length <= UInt64(remaining) else { throw VaultError(.dataError, "column length \(length) exceeds the plaintext") }
+        let n = Int(length)
+        let end = offset + n
+        defer { offset = end }
+        switch ColumnarCodec.ColumnKind(rawValue: kindByte) {
+        case .int32?:
+            guard n % 4 == 0 else { throw VaultError(.dataError, "int32 column length \(n) is not a multiple of 4") }
+            return n / 4
+        case .int64?, .float64?:
+            guard n % 8 == 0 else { throw VaultError(.dataError, "column length \(n) is not a multiple of 8") }
+            return n / 8
+        case .fixed?:
+            let width = Int(try u16())
+            guard width > 0, (n - 2) % width == 0 else { throw VaultError(.dataError, "fixed column of width \(width) has \(n - 2) bytes") }
+            return (n - 2) / width
+        case .dictionary?:
+            let count = Int(try u32())
+            for _ in 0..<count {
+                let len = Int(try u32())
+                try need(len)
+                guard String(validating: UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + len]), as: UTF8.self) != nil else {
+                    throw VaultError(.dataError, "dictionary entry is not UTF-8")
+                }
+                offset += len
+            }
+            let rest = end - offset
+            guard rest >= 0, rest % 4 == 0 else { throw VaultError(.dataError, "dictionary column has a bad length") }
+            let rows = rest / 4
+            var maxIndex: UInt32 = 0
+            for i in 0..<rows { maxIndex = max(maxIndex, bytes.loadUnaligned(fromByteOffset: offset + 4 * i, as: UInt32.self).littleEndian) }
+            guard rows == 0 || Int(maxIndex) < count else { throw VaultError(.dataError, "dictionary index out of range") }
+            return rows
+        case nil:
+            throw VaultError(.dataError, "unknown column kind \(kindByte)")
         }
     }
 

@@ -18,6 +18,19 @@ public struct ManifestShard: Codable, Sendable, Equatable {
     public var kekVersion: Int
     public var signingVersion: Int
     public var records: RecordCounts
+
+    public init(index: Int, file: String, size: Int, headerSha256: String, bodySha256: String, dataKeyId: String,
+                kekVersion: Int, signingVersion: Int, records: RecordCounts) {
+        self.index = index
+        self.file = file
+        self.size = size
+        self.headerSha256 = headerSha256
+        self.bodySha256 = bodySha256
+        self.dataKeyId = dataKeyId
+        self.kekVersion = kekVersion
+        self.signingVersion = signingVersion
+        self.records = records
+    }
 }
 
 /// The signed list of a dataset generation's shards (docs/manifest-format.md).

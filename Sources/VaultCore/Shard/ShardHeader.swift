@@ -160,6 +160,22 @@ public enum ShardSealer {
                             generation: UInt64, shardIndex: Int, shardCount: Int, schemaId: String,
                             kek: (id: String, version: Int, key: SecureBytes),
                             signing: (id: String, version: Int, key: SecureBytes)) throws -> SealedShardInfo {
+        let writer = try BufferedFileWriter(creating: path, mode: 0o640, capacity: 1 << 20)
+        var completed = false
+        defer { if !completed { unlink(path) } }
+        let info = try seal(plaintext: plaintext, vaultId: vaultId, dataset: dataset, generation: generation, shardIndex: shardIndex,
+                            shardCount: shardCount, schemaId: schemaId, kek: kek, signing: signing) { try writer.write($0) }
+        try writer.finish()
+        completed = true
+        return info
+    }
+
+    /// Seals `plaintext`, handing the shard file's bytes, in order, to `write`.
+    public static func seal(plaintext: UnsafeRawBufferPointer, vaultId: [UInt8], dataset: String,
+                            generation: UInt64, shardIndex: Int, shardCount: Int, schemaId: String,
+                            kek: (id: String, version: Int, key: SecureBytes),
+                            signing: (id: String, version: Int, key: SecureBytes),
+                            write: (UnsafeRawBufferPointer) throws -> Void) throws -> SealedShardInfo {
         let dek = try SecureBytes.random(count: 32)
         var header = ShardHeader(vaultId: vaultId, dataset: dataset, generation: generation, shardIndex: UInt32(shardIndex),
                                  shardCount: UInt32(shardCount), schemaId: schemaId, dataKeyId: try SystemRandom.bytes(16),
@@ -167,30 +183,34 @@ public enum ShardSealer {
                                  signingVersion: UInt32(signing.version), wrapAlgorithm: ShardHeader.wrapAESGCM, wrappedDEK: [])
         header.wrappedDEK = try ShardHeader.wrap(dek: dek, kek: kek.key, aad: header.dekAAD(kekId: kek.id, kekVersion: UInt32(kek.version)))
         let block = header.block()
-
-        let writer = try BufferedFileWriter(creating: path, mode: 0o640, capacity: 1 << 20)
-        var completed = false
-        defer { if !completed { unlink(path) } }
-        try writer.write(block)
+        try block.withUnsafeBytes { try write($0) }
         let sealer = try ChunkedSealer(key: dek, context: header.context)
         let digest = try Digest(.sha256)
-        try writer.write(sealer.header)
+        try sealer.header.withUnsafeBytes { try write($0) }
         digest.update(sealer.header)
         var bodyLength = sealer.header.count
-        var sealed = [UInt8](repeating: 0, count: ChunkedEncryption.sealedChunkSize)
+        // Seal a batch of chunks into one reused buffer, then hash and hand it on while
+        // it is still in cache.
+        let batch = 16
+        var sealed = [UInt8](repeating: 0, count: batch * ChunkedEncryption.sealedChunkSize)
         var offset = 0
-        while true {
-            let length = min(ChunkedEncryption.chunkSize, plaintext.count - offset)
-            let isFinal = length < ChunkedEncryption.chunkSize
+        var done = false
+        while !done {
             try sealed.withUnsafeMutableBytes { out in
-                let n = try sealer.sealChunk(UnsafeRawBufferPointer(rebasing: plaintext[offset..<offset + length]), isFinal: isFinal, into: out)
-                let piece = UnsafeRawBufferPointer(rebasing: out[0..<n])
+                var filled = 0
+                for _ in 0..<batch {
+                    let length = min(ChunkedEncryption.chunkSize, plaintext.count - offset)
+                    let isFinal = length < ChunkedEncryption.chunkSize
+                    filled += try sealer.sealChunk(UnsafeRawBufferPointer(rebasing: plaintext[offset..<offset + length]), isFinal: isFinal,
+                                                   into: UnsafeMutableRawBufferPointer(rebasing: out[filled...]))
+                    offset += length
+                    if isFinal { done = true; break }
+                }
+                let piece = UnsafeRawBufferPointer(rebasing: out[0..<filled])
                 digest.update(piece)
-                try writer.write(piece)
-                bodyLength += n
+                try write(piece)
+                bodyLength += filled
             }
-            offset += length
-            if isFinal { break }
         }
         let bodyDigest = digest.finalize()
         let mac = try HMACSHA256.authenticate(key: signing.key, ShardHeader.macInput(block: block, bodyLength: UInt64(bodyLength), bodyDigest: bodyDigest))
@@ -199,9 +219,7 @@ public enum ShardSealer {
         trailer.u64(UInt64(bodyLength))
         trailer.raw(bodyDigest)
         trailer.raw(mac)
-        try writer.write(trailer.bytes)
-        try writer.finish()
-        completed = true
+        try trailer.bytes.withUnsafeBytes { try write($0) }
         return SealedShardInfo(size: ShardHeader.blockSize + bodyLength + ShardHeader.trailerSize,
                                headerSha256: Digest.sha256(block), bodySha256: bodyDigest, header: header)
     }

@@ -11,6 +11,14 @@ public struct ShardExpectation: Sendable {
     public var generation: Int
     public var shardCount: Int
     public var entry: ManifestShard
+
+    public init(vaultId: [UInt8], dataset: String, generation: Int, shardCount: Int, entry: ManifestShard) {
+        self.vaultId = vaultId
+        self.dataset = dataset
+        self.generation = generation
+        self.shardCount = shardCount
+        self.entry = entry
+    }
 }
 
 /// Reads and checks shard files.
@@ -20,6 +28,21 @@ public enum ShardReader {
     /// Returns the parsed header.
     @discardableResult
     public static func verifySignature(path: String, expected: ShardExpectation, signingKey: SecureBytes) throws -> ShardHeader {
+        try read(path: path, expected: expected, signingKey: signingKey, kek: nil).header
+    }
+
+    /// Reads a shard in one pass over the file. Always checks the structure, the header
+    /// fields against the manifest, and the header and body digests (against the trailer
+    /// and the manifest). With `signingKey`, also checks the trailer MAC. With `kek`, also
+    /// unwraps the DEK, checks the key commitment, and decrypts and authenticates every
+    /// chunk as it is read; the plaintext is returned only when every check passed.
+    ///
+    /// `plaintextBuffer`, when at least as large as the plaintext, receives it instead of a
+    /// new allocation (the returned plaintext is then that buffer, of which only the first
+    /// `plaintextLength` bytes are meaningful).
+    public static func read(path: String, expected: ShardExpectation, signingKey: SecureBytes?, kek: SecureBytes?,
+                            plaintextBuffer: SecureBytes? = nil)
+        throws -> (header: ShardHeader, plaintext: SecureBytes?, plaintextLength: Int) {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             throw VaultError.system(errno == ENOENT ? .dataError : .ioError, "shard missing or unreadable", path: path, errno: errno)
@@ -56,15 +79,61 @@ public enum ShardReader {
         guard storedLength == UInt64(bodyLength) else {
             throw VaultError(.dataError, "trailer says the body is \(storedLength) bytes but it is \(bodyLength)", location: path)
         }
-        // One pass over the body.
+
+        // Decryption set-up: the chunk layout must be valid before anything is decrypted.
+        var decryptor: (opener: ChunkedOpener, layout: ChunkedEncryption.Layout, plaintext: SecureBytes)?
+        if let kek {
+            do {
+                let dek = try header.unwrapDEK(kek: kek)
+                let chunkHeader = try readExactly(fd: fd, count: ChunkedEncryption.headerLength, offset: ShardHeader.blockSize, path: path)
+                let opener = try chunkHeader.withUnsafeBytes { try ChunkedOpener(key: dek, context: header.context, header: $0) }
+                let layout = try ChunkedEncryption.Layout(bodyLength: bodyLength - ChunkedEncryption.headerLength)
+                let plaintext = plaintextBuffer.flatMap { $0.count >= layout.plaintextLength ? $0 : nil }
+                    ?? SecureBytes(zeroedCount: layout.plaintextLength)
+                decryptor = (opener, layout, plaintext)
+            } catch let error as CryptoError {
+                throw VaultError(.dataError, "decryption failed: \(error.message)", location: path)
+            } catch let error as VaultError {
+                throw VaultError(.dataError, error.message, location: path)
+            }
+        }
+
+        // One pass over the body: hash every byte; decrypt whole chunks as they arrive.
         let digest = try Digest(.sha256)
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        var offset = ShardHeader.blockSize
-        let end = ShardHeader.blockSize + bodyLength
-        while offset < end {
-            let want = min(buffer.count, end - offset)
-            let n = try buffer.withUnsafeMutableBytes { b in try preadFully(fd: fd, into: UnsafeMutableRawBufferPointer(rebasing: b[0..<want]), offset: offset, path: path) }
-            buffer.withUnsafeBytes { digest.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        let piece = 64 * ChunkedEncryption.sealedChunkSize
+        let buffer = ReadBuffer.current(capacity: piece + ChunkedEncryption.headerLength)
+        var offset = 0 // within the body
+        var chunkIndex: UInt64 = 0
+        var plainOffset = 0
+        while offset < bodyLength {
+            // The first piece also holds the 56-byte chunked-encryption header, so that every
+            // piece ends on a chunk boundary.
+            let want = min(piece + (offset == 0 ? ChunkedEncryption.headerLength : 0), bodyLength - offset)
+            let n = try preadFully(fd: fd, into: UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[0..<want]),
+                                   offset: ShardHeader.blockSize + offset, path: path)
+            guard n == want else { throw VaultError(.dataError, "shard changed while being read", location: path) }
+            let data = UnsafeRawBufferPointer(rebasing: buffer.bytes[0..<n])
+            digest.update(data)
+            if let d = decryptor {
+                var local = offset == 0 ? ChunkedEncryption.headerLength : 0
+                while local < n {
+                    let range = d.layout.range(ofChunk: chunkIndex)
+                    let length = range.count
+                    guard local + length <= n else { throw VaultError(.software, "chunk crosses a read boundary", location: path) }
+                    do {
+                        try d.plaintext.withUnsafeMutableBytes { out in
+                            let written = try d.opener.openChunk(index: chunkIndex, sealed: UnsafeRawBufferPointer(rebasing: data[local..<local + length]),
+                                                                 isFinal: chunkIndex == d.layout.chunkCount - 1,
+                                                                 into: UnsafeMutableRawBufferPointer(rebasing: out[plainOffset...]))
+                            plainOffset += written
+                        }
+                    } catch let error as CryptoError {
+                        throw VaultError(.dataError, "decryption failed: \(error.message)", location: path)
+                    }
+                    local += length
+                    chunkIndex += 1
+                }
+            }
             offset += n
         }
         let bodyDigest = digest.finalize()
@@ -74,11 +143,19 @@ public enum ShardReader {
         guard Hex.encode(bodyDigest) == expected.entry.bodySha256 else {
             throw VaultError(.dataError, "body SHA-256 does not match the manifest", location: path)
         }
-        let mac = try HMACSHA256.authenticate(key: signingKey, ShardHeader.macInput(block: block, bodyLength: storedLength, bodyDigest: bodyDigest))
-        guard ConstantTime.equals(mac, storedMac) else {
-            throw VaultError(.dataError, "shard MAC does not verify under \(header.signingKeyId) version \(header.signingVersion)", location: path)
+        if let signingKey {
+            let mac = try HMACSHA256.authenticate(key: signingKey, ShardHeader.macInput(block: block, bodyLength: storedLength, bodyDigest: bodyDigest))
+            guard ConstantTime.equals(mac, storedMac) else {
+                throw VaultError(.dataError, "shard MAC does not verify under \(header.signingKeyId) version \(header.signingVersion)", location: path)
+            }
         }
-        return header
+        if let d = decryptor {
+            guard chunkIndex == d.layout.chunkCount, plainOffset == d.layout.plaintextLength else {
+                throw VaultError(.dataError, "decryption failed: not every chunk was read", location: path)
+            }
+            return (header, d.plaintext, plainOffset)
+        }
+        return (header, nil, 0)
     }
 
     static func check(header: ShardHeader, against expected: ShardExpectation, path: String) throws {
@@ -98,41 +175,38 @@ public enum ShardReader {
         guard header.schemaId == ColumnarCodec.schemaId else { throw mismatch("schema id", header.schemaId, ColumnarCodec.schemaId) }
     }
 
-    /// Opens a shard that has passed `verifySignature` (or whose signature the caller
-    /// does not hold): unwraps the DEK, checks the commitment, decrypts and authenticates
-    /// every chunk and decodes the tables. The plaintext never leaves memory.
-    public static func decrypt(path: String, expected: ShardExpectation, kek: SecureBytes) throws -> DecodedShard {
-        let bytes = try FileIO.readAll(path, missing: .dataError)
-        guard bytes.count > ShardHeader.blockSize + ShardHeader.trailerSize else {
-            throw VaultError(.dataError, "shard is truncated", location: path)
-        }
-        let header: ShardHeader
-        do { header = try ShardHeader.parse(block: Array(bytes[0..<ShardHeader.blockSize])) } catch let error as VaultError {
-            throw VaultError(.dataError, error.message, location: path)
-        }
-        try check(header: header, against: expected, path: path)
-        let dek: SecureBytes
-        do { dek = try header.unwrapDEK(kek: kek) } catch let error as VaultError {
-            throw VaultError(.dataError, error.message, location: path)
-        }
-        let bodyEnd = bytes.count - ShardHeader.trailerSize
-        return try bytes.withUnsafeBytes { all in
-            let body = UnsafeRawBufferPointer(rebasing: all[ShardHeader.blockSize..<bodyEnd])
-            guard body.count >= ChunkedEncryption.headerLength else { throw VaultError(.dataError, "shard body is truncated", location: path) }
-            do {
-                let opener = try ChunkedOpener(key: dek, context: header.context,
-                                               header: UnsafeRawBufferPointer(rebasing: body[0..<ChunkedEncryption.headerLength]))
-                let plaintext = try opener.openAll(body: UnsafeRawBufferPointer(rebasing: body[ChunkedEncryption.headerLength...]))
-                let decoded = try plaintext.withUnsafeBytes { try DecodedShard.decode($0) }
-                guard decoded.counts == expected.entry.records else {
-                    throw VaultError(.dataError, "decrypted record counts differ from the manifest", location: path)
-                }
-                return decoded
-            } catch let error as CryptoError {
-                throw VaultError(.dataError, "decryption failed: \(error.message)", location: path)
-            } catch let error as VaultError where error.location == nil {
-                throw VaultError(.dataError, error.message, location: path)
+    /// Opens a shard for processing: checks everything `read` checks with a KEK (the
+    /// signature too when `signingKey` is given), then decodes the tables and checks
+    /// their record counts against the manifest. The plaintext never leaves memory.
+    public static func decrypt(path: String, expected: ShardExpectation, kek: SecureBytes, signingKey: SecureBytes? = nil) throws -> DecodedShard {
+        let (_, plaintext, length) = try read(path: path, expected: expected, signingKey: signingKey, kek: kek)
+        guard let plaintext else { throw VaultError(.software, "no plaintext", location: path) }
+        do {
+            let decoded = try plaintext.withUnsafeBytes { try DecodedShard.decode(UnsafeRawBufferPointer(rebasing: $0[0..<length])) }
+            guard decoded.counts == expected.entry.records else {
+                throw VaultError(.dataError, "decrypted record counts differ from the manifest", location: path)
             }
+            return decoded
+        } catch let error as VaultError where error.location == nil {
+            throw VaultError(.dataError, error.message, location: path)
+        }
+    }
+
+    /// Deep verification: every check, and the plaintext's structure and record counts,
+    /// without building the tables.
+    public static func verifyDeep(path: String, expected: ShardExpectation, kek: SecureBytes, signingKey: SecureBytes) throws {
+        let scratch = ScratchPlaintext.current()
+        let (_, plaintext, length) = try read(path: path, expected: expected, signingKey: signingKey, kek: kek,
+                                              plaintextBuffer: scratch.buffer(atLeast: expected.entry.size))
+        guard let plaintext else { throw VaultError(.software, "no plaintext", location: path) }
+        defer { plaintext.withUnsafeMutableBytes { secureZero(UnsafeMutableRawBufferPointer(rebasing: $0[0..<length])) } }
+        do {
+            let counts = try plaintext.withUnsafeBytes { try DecodedShard.validate(UnsafeRawBufferPointer(rebasing: $0[0..<length])) }
+            guard counts == expected.entry.records else {
+                throw VaultError(.dataError, "decrypted record counts differ from the manifest", location: path)
+            }
+        } catch let error as VaultError where error.location == nil {
+            throw VaultError(.dataError, error.message, location: path)
         }
     }
 
@@ -155,5 +229,39 @@ public enum ShardReader {
             done += n
         }
         return done
+    }
+}
+
+/// A per-thread read buffer, reused so that large reads do not touch fresh memory each time.
+final class ReadBuffer {
+    let bytes: UnsafeMutableRawBufferPointer
+    private init(capacity: Int) { bytes = .allocate(byteCount: capacity, alignment: 64) }
+    deinit { bytes.deallocate() }
+
+    static func current(capacity: Int) -> ReadBuffer {
+        let key = "shardvault.readbuffer.\(capacity)"
+        if let existing = Thread.current.threadDictionary[key] as? ReadBuffer { return existing }
+        let buffer = ReadBuffer(capacity: capacity)
+        Thread.current.threadDictionary[key] = buffer
+        return buffer
+    }
+}
+
+/// A per-thread secret buffer for deep verification, reused across shards so that each
+/// shard does not touch fresh memory; wiped after each use.
+final class ScratchPlaintext {
+    private var secret = SecureBytes(zeroedCount: 0)
+
+    static func current() -> ScratchPlaintext {
+        let key = "shardvault.scratchplaintext"
+        if let existing = Thread.current.threadDictionary[key] as? ScratchPlaintext { return existing }
+        let scratch = ScratchPlaintext()
+        Thread.current.threadDictionary[key] = scratch
+        return scratch
+    }
+
+    func buffer(atLeast count: Int) -> SecureBytes {
+        if secret.count < count { secret = SecureBytes(zeroedCount: count) }
+        return secret
     }
 }

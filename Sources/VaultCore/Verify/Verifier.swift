@@ -80,10 +80,11 @@ public struct Verifier {
                                                 shardCount: manifest.shardCount, entry: entry)
                 do {
                     let signingKey = try keyring.material(id: manifest.signing.id, version: entry.signingVersion)
-                    let header = try ShardReader.verifySignature(path: path, expected: expected, signingKey: signingKey)
                     if deep {
-                        let kek = try keyring.material(id: header.kekId, version: Int(header.kekVersion))
-                        _ = try ShardReader.decrypt(path: path, expected: expected, kek: kek)
+                        let kek = try keyring.material(id: manifest.kek.id, version: entry.kekVersion)
+                        try ShardReader.verifyDeep(path: path, expected: expected, kek: kek, signingKey: signingKey)
+                    } else {
+                        try ShardReader.verifySignature(path: path, expected: expected, signingKey: signingKey)
                     }
                     checks.set(i, ShardCheck(shard: path, ok: true, problem: nil), bytes: entry.size)
                 } catch {

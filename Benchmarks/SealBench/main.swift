@@ -1,0 +1,119 @@
+// Throughput of sealing and of deep verification of shards, on one core and on all
+// cores. Prints figures; asserts nothing. Run through Benchmarks/run.sh, which measures
+// `openssl speed` in the same run for reference.
+import Foundation
+import VaultCore
+import VaultCrypto
+
+struct SplitMix64 {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// A synthetic shard plaintext of about `bytes` bytes in the real columnar encoding.
+func makePlaintext(bytes: Int, seed: UInt64) -> [UInt8] {
+    var rng = SplitMix64(state: seed)
+    var tables = ShardTables()
+    let codes = ["39156-5", "4548-4", "8302-2", "29463-7", "8867-4", "72514-3"]
+    var produced = 0
+    var patient = 0
+    while produced < bytes {
+        var pseudonym = [UInt8](repeating: 0, count: 16)
+        for i in 0..<16 { pseudonym[i] = UInt8(truncatingIfNeeded: rng.next()) }
+        tables.addPatient(.init(pseudonym: pseudonym, birthDate: Int32(rng.next() % 30_000), deathDate: Absent.date,
+                                sex: rng.next() % 2 == 0 ? "male" : "female", race: "white", ethnicity: "nonhispanic", state: "Utah"))
+        for _ in 0..<400 {
+            let r = rng.next()
+            _ = tables.add(.observation(pseudonym: pseudonym, time: Int64(r % 2_000_000_000), category: "vital-signs",
+                                        code: codes[Int(r % 6)], value: Double(r % 10_000) / 100, unit: "kg", text: ""))
+        }
+        produced += 400 * 36 + 60
+        patient += 1
+    }
+    return tables.encode()
+}
+
+func parallel(_ count: Int, threads: Int, _ body: @Sendable @escaping (Int) throws -> Void) throws {
+    final class Box: @unchecked Sendable { var error: (any Error)?; let lock = NSLock(); var next = 0 }
+    let box = Box()
+    DispatchQueue.concurrentPerform(iterations: threads) { _ in
+        while true {
+            let i: Int = box.lock.withLock { defer { box.next += 1 }; return box.next }
+            if i >= count { return }
+            do { try body(i) } catch { box.lock.withLock { box.error = error } }
+        }
+    }
+    if let error = box.error { throw error }
+}
+
+let arguments = CommandLine.arguments
+let totalMiB = arguments.count > 1 ? Int(arguments[1]) ?? 1024 : 1024
+let shardMiB = 64
+let shardCount = max(1, totalMiB / shardMiB)
+let cores = ProcessInfo.processInfo.activeProcessorCount
+let base = arguments.count > 2 ? arguments[2] : FileManager.default.temporaryDirectory.path
+let dir = base + "/sealbench-\(UUID().uuidString)"
+try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+defer { try? FileManager.default.removeItem(atPath: dir) }
+
+print("Building \(shardCount) shard plaintexts of ~\(shardMiB) MiB (columnar encoding, synthetic)...")
+let plaintexts = (0..<shardCount).map { makePlaintext(bytes: shardMiB << 20, seed: UInt64($0)) }
+let totalBytes = plaintexts.reduce(0) { $0 + $1.count }
+let counts = try plaintexts.map { p in try p.withUnsafeBytes { try DecodedShard.decode($0).counts } }
+print(String(format: "Plaintext: %.2f GiB in %d shards", Double(totalBytes) / Double(1 << 30), shardCount))
+
+let kek = try SecureBytes.random(count: 32)
+let signing = try SecureBytes.random(count: 32)
+let vaultId = try SystemRandom.bytes(16)
+
+final class Infos: @unchecked Sendable {
+    let lock = NSLock()
+    var items: [Int: SealedShardInfo] = [:]
+}
+
+for threads in Set([1, cores]).sorted() {
+    // Crypto pipeline alone: seal into memory (encrypt, SHA-256, HMAC), nothing written.
+    let memoryStart = Date()
+    try parallel(shardCount, threads: threads) { i in
+        _ = try plaintexts[i].withUnsafeBytes {
+            try ShardSealer.seal(plaintext: $0, vaultId: vaultId, dataset: "bench", generation: 1, shardIndex: i, shardCount: shardCount,
+                                 schemaId: ColumnarCodec.schemaId, kek: ("bench/kek", 1, kek), signing: ("bench/signing", 1, signing)) { _ in }
+        }
+    }
+    let memorySeconds = Date().timeIntervalSince(memoryStart)
+    let runDir = dir + "/t\(threads)"
+    try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
+    let infos = Infos()
+    let sealStart = Date()
+    try parallel(shardCount, threads: threads) { i in
+        let info = try plaintexts[i].withUnsafeBytes {
+            try ShardSealer.seal(plaintext: $0, to: runDir + "/shard-\(i).svs", vaultId: vaultId, dataset: "bench", generation: 1,
+                                 shardIndex: i, shardCount: shardCount, schemaId: ColumnarCodec.schemaId,
+                                 kek: ("bench/kek", 1, kek), signing: ("bench/signing", 1, signing))
+        }
+        infos.lock.withLock { infos.items[i] = info }
+    }
+    let sealSeconds = Date().timeIntervalSince(sealStart)
+    let verifyStart = Date()
+    try parallel(shardCount, threads: threads) { i in
+        let info = infos.lock.withLock { infos.items[i]! }
+        let entry = ManifestShard(index: i, file: "shard-\(i).svs", size: info.size, headerSha256: info.headerSha256.map { String(format: "%02x", $0) }.joined(),
+                                  bodySha256: info.bodySha256.map { String(format: "%02x", $0) }.joined(),
+                                  dataKeyId: info.header.dataKeyId.map { String(format: "%02x", $0) }.joined(), kekVersion: 1, signingVersion: 1,
+                                  records: counts[i])
+        let expected = ShardExpectation(vaultId: vaultId, dataset: "bench", generation: 1, shardCount: shardCount, entry: entry)
+        let path = runDir + "/shard-\(i).svs"
+        try ShardReader.verifyDeep(path: path, expected: expected, kek: kek, signingKey: signing)
+    }
+    let verifySeconds = Date().timeIntervalSince(verifyStart)
+    let gb = Double(totalBytes) / 1e9
+    print(String(format: "threads=%d  seal in memory: %.2f GB/s   seal to files (+ write, fsync): %.2f GB/s   deep verify from files (read, SHA-256, HMAC, unwrap, decrypt, validate): %.2f GB/s",
+                 threads, gb / memorySeconds, gb / sealSeconds, gb / verifySeconds))
+    try? FileManager.default.removeItem(atPath: runDir)
+}
