@@ -9,6 +9,9 @@ public final class AESGCM: @unchecked Sendable {
     // creates its own instance. Hence @unchecked Sendable (it may be moved, not shared).
     public static let tagLength = 16
     public static let standardNonceLength = 12
+    /// Nonces of 1 to 128 bytes are supported (OpenSSL 3's GCM limit). ShardVault itself
+    /// only uses 12-byte nonces.
+    public static let maximumNonceLength = 128
 
     private let context: OpaquePointer
     private let keyLength: Int
@@ -31,8 +34,8 @@ public final class AESGCM: @unchecked Sendable {
     deinit { EVP_CIPHER_CTX_free(context) }
 
     private func prepare(encrypt: Bool, nonce: UnsafeRawBufferPointer) throws {
-        guard nonce.count > 0 else {
-            throw CryptoError(.invalidParameter, "AES-GCM nonce must not be empty")
+        guard nonce.count > 0 && nonce.count <= Self.maximumNonceLength else {
+            throw CryptoError(.invalidParameter, "AES-GCM nonce must be 1 to \(Self.maximumNonceLength) bytes, not \(nonce.count)")
         }
         let enc: Int32 = encrypt ? 1 : 0
         if keyed == nil || keyed!.encrypt != encrypt || keyed!.nonceLength != nonce.count {

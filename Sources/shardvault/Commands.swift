@@ -153,12 +153,59 @@ extension String {
 }
 
 struct SelfTest: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run built-in known-answer tests, and any Wycheproof vector files given.")
-    @Option(name: .customLong("vectors"), parsing: .upToNextOption, help: "Wycheproof-schema vector files to run.") var vectors: [String] = []
-    @Flag(help: "Print machine-readable JSON on stdout.") var json = false
+    static let configuration = CommandConfiguration(
+        commandName: "selftest",
+        abstract: "Run the built-in known-answer tests, and any Wycheproof-schema vector files given.",
+        discussion: """
+        Vector files: AeadTest (AES-GCM), MacTest (HMAC-SHA256), HkdfTest (HKDF-SHA256), KeywrapTest (AES-KW, AES-KWP) \
+        and ChunkedEncryption (Cobblestone-256). Prints passed/failed/skipped per file; exits 65 on any failure. \
+        Only what a file's schema lets an implementation reject is skipped (zero-length and over-128-byte AES-GCM IVs).
+        """)
+    @Option(name: .customLong("vectors"), parsing: .upToNextOption, help: ArgumentHelp("Wycheproof-schema vector files to run.", valueName: "FILE"))
+    var vectors: [String] = []
+    @Flag(name: .customLong("json"), help: "Print machine-readable JSON on stdout.") var json = false
+
+    struct Row: Encodable {
+        var file: String
+        var algorithm: String
+        var passed: Int
+        var failed: Int
+        var skipped: Int
+        var failures: [String]
+        var skips: [String]
+    }
 
     func run() throws {
-        throw ExitCode(70)
+        try runCommand {
+            var reports = BuiltInKnownAnswers.run()
+            for path in vectors {
+                guard FileManager.default.fileExists(atPath: path) else {
+                    throw VaultError(.noInput, "vector file does not exist", location: path)
+                }
+                do {
+                    reports.append(try WycheproofRunner.run(file: path))
+                } catch let error as VaultError {
+                    throw error
+                } catch {
+                    throw VaultError(.dataError, "cannot run vector file: \(error)", location: path)
+                }
+            }
+            if json {
+                try Console.json(reports.map { Row(file: $0.file, algorithm: $0.algorithm, passed: $0.passed, failed: $0.failed,
+                                                   skipped: $0.skipped, failures: $0.failures, skips: $0.skips) })
+            } else {
+                Console.out("FILE                                                PASSED  FAILED  SKIPPED")
+                for r in reports {
+                    let label = r.file == "built-in" ? "built-in \(r.algorithm)" : r.file
+                    let name = label.count > 50 ? "..." + label.suffix(47) : label
+                    Console.out("\(name.padding(toLength: 50, withPad: " ", startingAt: 0)) \(String(r.passed).leftPad(8)) \(String(r.failed).leftPad(7)) \(String(r.skipped).leftPad(8))")
+                    for f in r.failures { Console.error("  FAILED \(f)") }
+                }
+                let failed = reports.reduce(0) { $0 + $1.failed }
+                Console.out(failed == 0 ? "All known-answer tests passed." : "\(failed) known-answer test(s) FAILED.")
+            }
+            if reports.contains(where: { !$0.isSuccess }) { throw ExitCode(65) }
+        }
     }
 }
 

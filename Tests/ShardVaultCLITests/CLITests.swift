@@ -119,4 +119,30 @@ struct CLITests {
         #expect(result.stderr.contains("shard-00001.svs"))
         #expect(!result.stderr.contains("shard-00000.svs"))
     }
+
+    @Test("selftest passes the built-in answers and the published files, and exits 65 when a vector fails",
+          .enabled(if: CLI.testdata != nil, "../shared/testdata is absent: skipped selftest with vector files"))
+    func selftest() throws {
+        let builtIn = try CLI.run(["selftest"])
+        #expect(builtIn.status == 0, "\(builtIn.stderr)")
+        let files = ["wycheproof/aes_gcm_test.json", "wycheproof/hmac_sha256_test.json", "wycheproof/hkdf_sha256_test.json",
+                     "wycheproof/aes_kwp_test.json", "wycheproof/c2sp_chunked_encryption_aes_256_gcm_test.json"].map { CLI.testdata! + "/" + $0 }
+        let all = try CLI.run(["selftest", "--json", "--vectors"] + files)
+        #expect(all.status == 0, "\(all.stderr)")
+        let rows = try JSONSerialization.jsonObject(with: Data(all.stdout.utf8)) as? [[String: Any]] ?? []
+        #expect(rows.count == 4 + files.count)
+        #expect(rows.allSatisfy { ($0["failed"] as? Int) == 0 })
+        #expect(rows.first { ($0["file"] as? String) == "c2sp_chunked_encryption_aes_256_gcm_test.json" }?["passed"] as? Int == 35)
+
+        // One altered tag makes the run fail with 65 and name the vector.
+        let dir = TempDir()
+        var text = try String(contentsOfFile: CLI.testdata! + "/wycheproof/hmac_sha256_test.json", encoding: .utf8)
+        let anchor = try #require(text.range(of: "\"tag\": \""))
+        let first = text.index(anchor.upperBound, offsetBy: 0)
+        text.replaceSubrange(first...first, with: text[first] == "0" ? "1" : "0")
+        try text.write(toFile: dir.path + "/hmac.json", atomically: true, encoding: .utf8)
+        let bad = try CLI.run(["selftest", "--vectors", dir.path + "/hmac.json"])
+        #expect(bad.status == 65)
+        #expect(bad.stderr.contains("FAILED tcId"))
+    }
 }
