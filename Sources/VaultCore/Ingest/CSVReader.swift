@@ -51,76 +51,115 @@ final class CSVReader {
 
     /// Reads the next record into `fields`. Returns false at end of file.
     func next() throws -> Bool {
-        fields.removeAll(keepingCapacity: true)
-        fieldBytes.removeAll(keepingCapacity: true)
-        // Skip nothing: blank lines are records with one empty field, reported by callers.
-        if start >= end { if !(try fill()) { return false } }
-        line = nextLine
-        var fieldStart = 0
-        var inQuotes = false
-        var i = start
+        // Work on local copies so the hot loop touches no class properties.
+        var fb: [UInt8] = []
+        var fr: [Range<Int>] = []
+        swap(&fb, &fieldBytes)
+        swap(&fr, &fields)
+        defer {
+            swap(&fb, &fieldBytes)
+            swap(&fr, &fields)
+        }
         while true {
-            if i >= end {
-                let consumed = i - start
-                let had = try fill()
-                i = start + consumed
-                if !had {
-                    if inQuotes { throw VaultError(.dataError, "unterminated quoted field", location: VaultError.at(path, line: line)) }
-                    // Last record without a newline.
-                    if i > start || !fieldBytes.isEmpty || !fields.isEmpty {
-                        fields.append(fieldStart..<fieldBytes.count)
-                        start = i
-                        return true
-                    }
-                    return false
-                }
-                continue
+            fb.removeAll(keepingCapacity: true)
+            fr.removeAll(keepingCapacity: true)
+            if start >= end {
+                if !(try fill()) { return false }
             }
-            let c = buffer[i]
-            if inQuotes {
-                if c == 34 {
-                    if i + 1 >= end {
-                        let consumed = i - start
-                        _ = try fill()
-                        i = start + consumed
-                    }
-                    if i + 1 < end && buffer[i + 1] == 34 {
-                        fieldBytes.append(34)
-                        i += 2
-                        continue
-                    }
-                    inQuotes = false
-                    i += 1
-                    continue
-                }
-                if c == 10 { nextLine += 1 }
-                fieldBytes.append(c)
-                i += 1
-                continue
+            let outcome = buffer.withUnsafeBufferPointer { b in
+                Self.parseRecord(b, from: start, to: end, atEOF: eof, fields: &fr, bytes: &fb)
             }
-            switch c {
-            case 44: // ,
-                fields.append(fieldStart..<fieldBytes.count)
-                fieldStart = fieldBytes.count
-                i += 1
-            case 10: // \n
-                var fieldEnd = fieldBytes.count
-                // A CR right before the newline, outside quotes, ends the line (CRLF).
-                if i > start && buffer[i - 1] == 13 && fieldEnd > fieldStart && fieldBytes[fieldEnd - 1] == 13 {
-                    fieldEnd -= 1
-                    fieldBytes.removeLast()
-                }
-                fields.append(fieldStart..<fieldEnd)
-                start = i + 1
-                nextLine += 1
+            switch outcome {
+            case .complete(let next, let newlines):
+                line = nextLine
+                nextLine += newlines
+                start = next
                 return true
-            case 34 where fieldBytes.count == fieldStart:
-                inQuotes = true
-                i += 1
-            default:
-                fieldBytes.append(c)
-                i += 1
+            case .needMore:
+                if !(try fill()) {
+                    // End of file inside the record: parse what there is as the last record.
+                    fb.removeAll(keepingCapacity: true)
+                    fr.removeAll(keepingCapacity: true)
+                    let last = buffer.withUnsafeBufferPointer { b in
+                        Self.parseRecord(b, from: start, to: end, atEOF: true, fields: &fr, bytes: &fb)
+                    }
+                    switch last {
+                    case .complete(let next, let newlines):
+                        line = nextLine
+                        nextLine += newlines
+                        start = next
+                        return true
+                    case .needMore, .unterminatedQuote:
+                        throw VaultError(.dataError, "unterminated quoted field", location: VaultError.at(path, line: nextLine))
+                    }
+                }
+            case .unterminatedQuote:
+                throw VaultError(.dataError, "unterminated quoted field", location: VaultError.at(path, line: nextLine))
             }
+        }
+    }
+
+    enum ParseOutcome {
+        /// A record ended; the next starts at this offset; the record spanned `newlines` lines.
+        case complete(next: Int, newlines: Int)
+        case needMore
+        case unterminatedQuote
+    }
+
+    /// Parses one record from `b[from..<to]`. Unquoted fields are copied in bulk; quoted
+    /// fields byte by byte (doubled quotes collapse). At end of file, a record may end
+    /// without a newline.
+    static func parseRecord(_ b: UnsafeBufferPointer<UInt8>, from: Int, to: Int, atEOF: Bool,
+                            fields: inout [Range<Int>], bytes: inout [UInt8]) -> ParseOutcome {
+        var i = from
+        var newlines = 0
+        while true {
+            let fieldStart = bytes.count
+            if i < to && b[i] == 34 {
+                // Quoted field.
+                i += 1
+                while true {
+                    guard i < to else { return atEOF ? .unterminatedQuote : .needMore }
+                    let c = b[i]
+                    if c == 34 {
+                        guard i + 1 < to else {
+                            if !atEOF { return .needMore }
+                            i += 1
+                            break
+                        }
+                        if b[i + 1] == 34 { bytes.append(34); i += 2; continue }
+                        i += 1
+                        break
+                    }
+                    if c == 10 { newlines += 1 }
+                    bytes.append(c)
+                    i += 1
+                }
+                // After the closing quote: up to the separator (anything else is kept as is).
+                while i < to && b[i] != 44 && b[i] != 10 {
+                    if !(b[i] == 13 && i + 1 < to && b[i + 1] == 10) { bytes.append(b[i]) }
+                    i += 1
+                }
+            } else {
+                var j = i
+                while j < to {
+                    let c = b[j]
+                    if c == 44 || c == 10 { break }
+                    j += 1
+                }
+                var stop = j
+                if j < to && b[j] == 10 && stop > i && b[stop - 1] == 13 { stop -= 1 }
+                if stop > i { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: b[i..<stop])) }
+                i = j
+            }
+            fields.append(fieldStart..<bytes.count)
+            if i >= to {
+                guard atEOF else { return .needMore }
+                return .complete(next: i, newlines: newlines + 1)
+            }
+            if b[i] == 10 { return .complete(next: i + 1, newlines: newlines + 1) }
+            i += 1 // comma
+            if i >= to && !atEOF { return .needMore }
         }
     }
 

@@ -68,29 +68,31 @@ struct SyntheaCSVSource: RecordSource {
         let source = sink.registerSource(path: path, patientField: spec.kind == .patients ? "Id" : "PATIENT")
         let width = csv.fields.count
 
-        func field(_ name: String) -> Int? { column[name] }
-        func text(_ name: String) -> String { field(name).map { csv.string($0) } ?? "" }
+        // Column positions, looked up once rather than per row.
+        struct Columns { var id: Int?, birthdate: Int?, deathdate: Int?, race: Int?, ethnicity: Int?, gender: Int?, state: Int?, start: Int?, stop: Int?, date: Int?, patient: Int?, code: Int?, category: Int?, value: Int?, units: Int?, type: Int?, encounterclass: Int? }
+        let c = Columns(id: column["Id"], birthdate: column["BIRTHDATE"], deathdate: column["DEATHDATE"], race: column["RACE"], ethnicity: column["ETHNICITY"], gender: column["GENDER"], state: column["STATE"], start: column["START"], stop: column["STOP"], date: column["DATE"], patient: column["PATIENT"], code: column["CODE"], category: column["CATEGORY"], value: column["VALUE"], units: column["UNITS"], type: column["TYPE"], encounterclass: column["ENCOUNTERCLASS"])
+        func text(_ i: Int?) -> String { i.map { csv.string($0) } ?? "" }
         func fail(_ message: String, _ name: String) -> VaultError {
             VaultError(.dataError, message, location: VaultError.at(path, line: csv.line, field: name))
         }
-        func time(_ name: String, required: Bool) throws -> Int64 {
-            guard let i = field(name), !csv.isEmpty(i) else {
+        func time(_ index: Int?, _ name: String, required: Bool) throws -> Int64 {
+            guard let i = index, !csv.isEmpty(i) else {
                 if required { throw fail("missing value", name) }
                 return Absent.time
             }
             guard let t = ClinicalTime.seconds(csv.bytes(i)) else { throw fail("not a date or date-time", name) }
             return t
         }
-        func date(_ name: String, required: Bool) throws -> Int32 {
-            guard let i = field(name), !csv.isEmpty(i) else {
+        func date(_ index: Int?, _ name: String, required: Bool) throws -> Int32 {
+            guard let i = index, !csv.isEmpty(i) else {
                 if required { throw fail("missing value", name) }
                 return Absent.date
             }
             guard let d = ClinicalTime.days(csv.bytes(i)) else { throw fail("not a date", name) }
             return d
         }
-        func required(_ name: String) throws -> String {
-            guard let i = field(name), !csv.isEmpty(i) else { throw fail("missing value", name) }
+        func required(_ index: Int?, _ name: String) throws -> String {
+            guard let i = index, !csv.isEmpty(i) else { throw fail("missing value", name) }
             return csv.string(i)
         }
 
@@ -102,25 +104,25 @@ struct SyntheaCSVSource: RecordSource {
             let record: ClinicalRecord
             switch spec.kind {
             case .patients:
-                let id = try required("Id")
-                let gender = try required("GENDER")
+                let id = try required(c.id, "Id")
+                let gender = try required(c.gender, "GENDER")
                 let sex: String
                 switch gender {
                 case "M", "m", "male": sex = "male"
                 case "F", "f", "female": sex = "female"
                 default: throw fail("unknown GENDER '\(gender)' (expected M or F)", "GENDER")
                 }
-                let birth = try date("BIRTHDATE", required: true)
-                let death = try date("DEATHDATE", required: false)
+                let birth = try date(c.birthdate, "BIRTHDATE", required: true)
+                let death = try date(c.deathdate, "DEATHDATE", required: false)
                 if death != Absent.date && death < birth { throw fail("death date is before birth date", "DEATHDATE") }
                 record = .patient(.init(pseudonym: try sink.pseudonym(of: id), birthDate: birth, deathDate: death, sex: sex,
-                                        race: text("RACE"), ethnicity: text("ETHNICITY"), state: text("STATE")))
+                                        race: text(c.race), ethnicity: text(c.ethnicity), state: text(c.state)))
             case .conditions:
-                record = .condition(pseudonym: try sink.pseudonym(of: try required("PATIENT")), start: try time("START", required: true),
-                                    stop: try time("STOP", required: false), code: try required("CODE"))
+                record = .condition(pseudonym: try sink.pseudonym(of: try required(c.patient, "PATIENT")), start: try time(c.start, "START", required: true),
+                                    stop: try time(c.stop, "STOP", required: false), code: try required(c.code, "CODE"))
             case .observations:
-                let type = text("TYPE")
-                let raw = text("VALUE")
+                let type = text(c.type)
+                let raw = text(c.value)
                 var value = Double.nan
                 var textValue = ""
                 if type == "numeric" {
@@ -131,20 +133,20 @@ struct SyntheaCSVSource: RecordSource {
                 } else {
                     textValue = raw
                 }
-                record = .observation(pseudonym: try sink.pseudonym(of: try required("PATIENT")), time: try time("DATE", required: true),
-                                      category: text("CATEGORY"), code: try required("CODE"), value: value, unit: text("UNITS"), text: textValue)
+                record = .observation(pseudonym: try sink.pseudonym(of: try required(c.patient, "PATIENT")), time: try time(c.date, "DATE", required: true),
+                                      category: text(c.category), code: try required(c.code, "CODE"), value: value, unit: text(c.units), text: textValue)
             case .medications:
-                record = .medication(pseudonym: try sink.pseudonym(of: try required("PATIENT")), start: try time("START", required: true),
-                                     stop: try time("STOP", required: false), code: try required("CODE"))
+                record = .medication(pseudonym: try sink.pseudonym(of: try required(c.patient, "PATIENT")), start: try time(c.start, "START", required: true),
+                                     stop: try time(c.stop, "STOP", required: false), code: try required(c.code, "CODE"))
             case .encounters:
-                record = .encounter(pseudonym: try sink.pseudonym(of: try required("PATIENT")), start: try time("START", required: true),
-                                    stop: try time("STOP", required: false), encounterClass: text("ENCOUNTERCLASS"), code: try required("CODE"))
+                record = .encounter(pseudonym: try sink.pseudonym(of: try required(c.patient, "PATIENT")), start: try time(c.start, "START", required: true),
+                                    stop: try time(c.stop, "STOP", required: false), encounterClass: text(c.encounterclass), code: try required(c.code, "CODE"))
             case .procedures:
-                let start = field("START") != nil ? try time("START", required: true) : try time("DATE", required: true)
-                record = .procedure(pseudonym: try sink.pseudonym(of: try required("PATIENT")), start: start, code: try required("CODE"))
+                let start = c.start != nil ? try time(c.start, "START", required: true) : try time(c.date, "DATE", required: true)
+                record = .procedure(pseudonym: try sink.pseudonym(of: try required(c.patient, "PATIENT")), start: start, code: try required(c.code, "CODE"))
             case .immunizations:
-                record = .immunization(pseudonym: try sink.pseudonym(of: try required("PATIENT")), time: try time("DATE", required: true),
-                                       code: try required("CODE"))
+                record = .immunization(pseudonym: try sink.pseudonym(of: try required(c.patient, "PATIENT")), time: try time(c.date, "DATE", required: true),
+                                       code: try required(c.code, "CODE"))
             }
             try sink.emit(record, source: source, line: csv.line)
         }
