@@ -15,11 +15,12 @@ final class SpillWriter {
     private let shard: UInt32
     private var counter: UInt64 = 0
     private var pending = LittleEndianWriter()
-    private let blockLimit = 1 << 20
+    /// Small buffers: an ingest holds one per shard, so memory stays bounded as shards multiply.
+    private let blockLimit = 256 << 10
 
     init(path: String, key: SecureBytes, shard: Int) throws {
         self.path = path
-        writer = try BufferedFileWriter(creating: path, mode: 0o600, capacity: 1 << 20)
+        writer = try BufferedFileWriter(creating: path, mode: 0o600, capacity: 64 << 10)
         gcm = try AESGCM(key: key)
         self.shard = UInt32(shard)
     }
