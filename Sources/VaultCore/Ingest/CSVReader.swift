@@ -66,36 +66,25 @@ final class CSVReader {
             if start >= end {
                 if !(try fill()) { return false }
             }
-            let outcome = buffer.withUnsafeBufferPointer { b in
+            var outcome = buffer.withUnsafeBufferPointer { b in
                 Self.parseRecord(b, from: start, to: end, atEOF: eof, fields: &fr, bytes: &fb)
             }
-            switch outcome {
-            case .complete(let next, let newlines):
-                line = nextLine
-                nextLine += newlines
-                start = next
-                return true
-            case .needMore:
-                if !(try fill()) {
-                    // End of file inside the record: parse what there is as the last record.
-                    fb.removeAll(keepingCapacity: true)
-                    fr.removeAll(keepingCapacity: true)
-                    let last = buffer.withUnsafeBufferPointer { b in
-                        Self.parseRecord(b, from: start, to: end, atEOF: true, fields: &fr, bytes: &fb)
-                    }
-                    switch last {
-                    case .complete(let next, let newlines):
-                        line = nextLine
-                        nextLine += newlines
-                        start = next
-                        return true
-                    case .needMore, .unterminatedQuote:
-                        throw VaultError(.dataError, "unterminated quoted field", location: VaultError.at(path, line: nextLine))
-                    }
+            if case .needMore = outcome {
+                guard !(try fill()) else { continue }
+                // End of file inside the record: parse what there is as the last record.
+                fb.removeAll(keepingCapacity: true)
+                fr.removeAll(keepingCapacity: true)
+                outcome = buffer.withUnsafeBufferPointer { b in
+                    Self.parseRecord(b, from: start, to: end, atEOF: true, fields: &fr, bytes: &fb)
                 }
-            case .unterminatedQuote:
+            }
+            guard case .complete(let next, let newlines) = outcome else {
                 throw VaultError(.dataError, "unterminated quoted field", location: VaultError.at(path, line: nextLine))
             }
+            line = nextLine
+            nextLine += newlines
+            start = next
+            return true
         }
     }
 

@@ -28,6 +28,12 @@ public struct ShardHeader: Sendable, Equatable {
     /// position, schema and data key.
     public var context: [UInt8] {
         var w = CanonicalWriter(label: "shardvault/shard/v1")
+        writeIdentity(into: &w)
+        return w.bytes
+    }
+
+    /// The fields that place a shard: they open the header and make up the context.
+    private func writeIdentity(into w: inout CanonicalWriter) {
         w.raw(vaultId)
         w.string(dataset)
         w.u64(generation)
@@ -35,7 +41,6 @@ public struct ShardHeader: Sendable, Equatable {
         w.u32(shardCount)
         w.string(schemaId)
         w.raw(dataKeyId)
-        return w.bytes
     }
 
     /// Additional data for the DEK wrap.
@@ -49,13 +54,7 @@ public struct ShardHeader: Sendable, Equatable {
 
     func encodeFields() -> [UInt8] {
         var w = CanonicalWriter()
-        w.raw(vaultId)
-        w.string(dataset)
-        w.u64(generation)
-        w.u32(shardIndex)
-        w.u32(shardCount)
-        w.string(schemaId)
-        w.raw(dataKeyId)
+        writeIdentity(into: &w)
         w.string(kekId)
         w.u32(kekVersion)
         w.string(signingKeyId)
