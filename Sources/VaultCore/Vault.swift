@@ -85,6 +85,12 @@ public final class Vault: @unchecked Sendable {
         return Vault(layout: layout, id: id, keyring: keyring)
     }
 
+    /// Runs `body` holding the vault lock.
+    public func locked<T>(_ mode: VaultLock.Mode, _ body: () throws -> T) throws -> T {
+        let lock = try VaultLock(layout: layout, mode: mode)
+        return try withExtendedLifetime(lock) { try body() }
+    }
+
     /// Valid dataset names: 1 to 64 of a-z, 0-9, '.', '_', '-', starting with a letter or digit.
     public static func validateDatasetName(_ name: String) throws {
         let bytes = Array(name.utf8)

@@ -40,8 +40,10 @@ struct Ingest: ParsableCommand {
     func run() throws {
         try runCommand {
             let vault = try Vault.open(at: options.root)
-            let report = try Ingestor(vault: vault).ingest(dataset: dataset, format: InputFormat(rawValue: format)!, paths: paths,
-                                                           shards: shards, replace: replace)
+            let report = try vault.locked(.exclusive) {
+                try Ingestor(vault: vault).ingest(dataset: dataset, format: InputFormat(rawValue: format)!, paths: paths,
+                                                  shards: shards, replace: replace)
+            }
             if options.json { try Console.json(report); return }
             Console.out("Ingested dataset '\(report.dataset)' generation \(report.generation) from \(report.format) into \(report.shards) shards")
             for kind in RecordKind.allCases {
@@ -123,7 +125,7 @@ struct Verify: ParsableCommand {
             if let dataset, !FileIO_exists(vault.layout.data + "/" + dataset) {
                 throw VaultError(.noInput, "no dataset named '\(dataset)'", location: vault.layout.data)
             }
-            let results = names.map { Verifier(vault: vault).verify(dataset: $0, deep: deep) }
+            let results = try vault.locked(.shared) { names.map { Verifier(vault: vault).verify(dataset: $0, deep: deep) } }
             if options.json {
                 try Console.json(results)
             } else {

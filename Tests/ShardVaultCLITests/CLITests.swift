@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VaultCore
 
 /// Runs the real `shardvault` binary, as a user would.
 enum CLI {
@@ -144,5 +145,23 @@ struct CLITests {
         let bad = try CLI.run(["selftest", "--vectors", dir.path + "/hmac.json"])
         #expect(bad.status == 65)
         #expect(bad.stderr.contains("FAILED tcId"))
+    }
+
+    @Test("commands on one vault are serialised: verify waits while another process holds the vault lock")
+    func lockSerialises() throws {
+        let vault = TempDir()
+        #expect(try CLI.run(["init", "--vault", vault.path]).status == 0)
+        var lock: VaultLock? = try VaultLock(layout: VaultLayout(root: vault.path), mode: .exclusive)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try #require(CLI.binary))
+        process.arguments = ["verify", "--vault", vault.path]
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        Thread.sleep(forTimeInterval: 1.0)
+        #expect(process.isRunning, "verify must wait for the lock")
+        withExtendedLifetime(lock) {}
+        lock = nil
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
     }
 }
