@@ -34,13 +34,16 @@ public final class Vault: @unchecked Sendable {
     public let layout: VaultLayout
     public let id: [UInt8]
     public let keyring: Keyring
+    /// Held for the life of the value when the vault was opened with a lock.
+    private let lock: VaultLock?
 
     public var idHex: String { Hex.encode(id) }
 
-    private init(layout: VaultLayout, id: [UInt8], keyring: Keyring) {
+    private init(layout: VaultLayout, id: [UInt8], keyring: Keyring, lock: VaultLock? = nil) {
         self.layout = layout
         self.id = id
         self.keyring = keyring
+        self.lock = lock
     }
 
     /// Creates a new vault in `root`: folders, vault id, root key (0600), empty keyring.
@@ -56,6 +59,7 @@ public final class Vault: @unchecked Sendable {
         for folder in [layout.policies, layout.audit, layout.data] { try FileIO.makeDirectory(folder) }
         let id = try SystemRandom.bytes(16)
         let rootKey = try RootKey.create(at: layout.rootKeyFile)
+        try FileIO.fsyncDirectory(layout.root)
         let keyring = try Keyring(path: layout.keyringFile, vaultId: id, root: rootKey)
         try keyring.save()
         let file = VaultFile(format: format, vaultId: Hex.encode(id), created: Timestamp.rfc3339(now))
@@ -65,12 +69,15 @@ public final class Vault: @unchecked Sendable {
         return Vault(layout: layout, id: id, keyring: keyring)
     }
 
-    /// Opens an existing vault.
-    public static func open(at root: String) throws -> Vault {
+    /// Opens an existing vault. With `lock`, waits for the vault lock first and holds it
+    /// while the value lives, so the keyring read here cannot be stale: commands that
+    /// change the vault open it `.exclusive`, readers `.shared`.
+    public static func open(at root: String, lock mode: VaultLock.Mode? = nil) throws -> Vault {
         let layout = VaultLayout(root: root)
         guard FileIO.exists(layout.vaultFile) else {
             throw VaultError(.configuration, "no vault here (no keys/vault.json); run 'shardvault init' first or pass --vault DIR", location: layout.root)
         }
+        let lock = try mode.map { try VaultLock(layout: layout, mode: $0) }
         let file: VaultFile
         do { file = try JSONDecoder().decode(VaultFile.self, from: Data(try FileIO.readAll(layout.vaultFile))) } catch let error as VaultError {
             throw error
@@ -82,13 +89,7 @@ public final class Vault: @unchecked Sendable {
         }
         let rootKey = try RootKey.load(from: layout.rootKeyFile)
         let keyring = try Keyring(path: layout.keyringFile, vaultId: id, root: rootKey)
-        return Vault(layout: layout, id: id, keyring: keyring)
-    }
-
-    /// Runs `body` holding the vault lock.
-    public func locked<T>(_ mode: VaultLock.Mode, _ body: () throws -> T) throws -> T {
-        let lock = try VaultLock(layout: layout, mode: mode)
-        return try withExtendedLifetime(lock) { try body() }
+        return Vault(layout: layout, id: id, keyring: keyring, lock: lock)
     }
 
     /// Valid dataset names: 1 to 64 of a-z, 0-9, '.', '_', '-', starting with a letter or digit.

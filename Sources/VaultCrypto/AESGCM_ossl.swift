@@ -39,6 +39,7 @@ public final class AESGCM: @unchecked Sendable {
         }
         let enc: Int32 = encrypt ? 1 : 0
         if keyed == nil || keyed!.encrypt != encrypt || keyed!.nonceLength != nonce.count {
+            keyed = nil // if re-keying fails part-way, the next call starts from scratch
             try ossl(EVP_CipherInit_ex(context, Algorithms.gcm(keyLength: keyLength), nil, nil, nil, enc), "EVP_CipherInit_ex (cipher)")
             try ossl(EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_SET_IVLEN, Int32(nonce.count), nil),
                      .invalidParameter, "AES-GCM rejects a nonce of \(nonce.count) bytes")

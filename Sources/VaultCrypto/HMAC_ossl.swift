@@ -13,12 +13,11 @@ public final class HMACSHA256: @unchecked Sendable {
         self.context = context
         let params = ParamBuilder()
         params.utf8("digest", "SHA256")
+        // SecureBytes always has at least one allocated byte, so the pointer is non-null
+        // even for an empty key, as OpenSSL wants.
         try key.withUnsafeBytes { k in
-            // OpenSSL wants a non-null pointer even for an empty key.
-            var zero: UInt8 = 0
-            let pointer = k.count > 0 ? k.baseAddress!.assumingMemoryBound(to: UInt8.self) : withUnsafeMutablePointer(to: &zero) { UnsafePointer($0) }
             try params.withParams { p in
-                try ossl(EVP_MAC_init(context, pointer, k.count, p), .invalidParameter, "HMAC key setup")
+                try ossl(EVP_MAC_init(context, k.baseAddress!.assumingMemoryBound(to: UInt8.self), k.count, p), .invalidParameter, "HMAC key setup")
             }
         }
     }

@@ -7,7 +7,9 @@ public enum AESKeyWrap {
     public enum Mode: Sendable { case kw, kwp }
 
     public static func wrap(_ mode: Mode, kek: SecureBytes, key: SecureBytes) throws -> [UInt8] {
-        try run(mode, kek: kek, input: key.unsafeExportedBytes(), encrypt: true)
+        var input = key.unsafeExportedBytes()
+        defer { secureWipe(&input) }
+        return try run(mode, kek: kek, input: input, encrypt: true)
     }
 
     public static func unwrap(_ mode: Mode, kek: SecureBytes, wrapped: [UInt8]) throws -> SecureBytes {

@@ -21,7 +21,8 @@ public final class SecureBytes: @unchecked Sendable {
 
     /// Copies `bytes`. The caller should wipe its own copy where it can.
     public convenience init<Bytes: Sequence>(copying bytes: Bytes) where Bytes.Element == UInt8 {
-        let array = Array(bytes)
+        var array = Array(bytes)
+        defer { secureWipe(&array) }
         self.init(zeroedCount: array.count)
         array.withUnsafeBytes { source in
             if source.count > 0 { storage.baseAddress!.copyMemory(from: source.baseAddress!, byteCount: source.count) }

@@ -39,11 +39,10 @@ struct Ingest: ParsableCommand {
 
     func run() throws {
         try runCommand {
-            let vault = try Vault.open(at: options.root)
-            let report = try vault.locked(.exclusive) {
-                try Ingestor(vault: vault).ingest(dataset: dataset, format: InputFormat(rawValue: format)!, paths: paths,
-                                                  shards: shards, replace: replace)
-            }
+            let vault = try Vault.open(at: options.root, lock: .exclusive)
+            let report = try Ingestor(vault: vault).ingest(dataset: dataset, format: InputFormat(rawValue: format)!, paths: paths,
+                                                           shards: shards, replace: replace)
+            for warning in report.warnings { Console.error("warning: \(warning)") }
             if options.json { try Console.json(report); return }
             Console.out("Ingested dataset '\(report.dataset)' generation \(report.generation) from \(report.format) into \(report.shards) shards")
             for kind in RecordKind.allCases {
@@ -68,7 +67,7 @@ struct Datasets: ParsableCommand {
 
         func run() throws {
             try runCommand {
-                let catalog = DatasetCatalog(vault: try Vault.open(at: options.root))
+                let catalog = DatasetCatalog(vault: try Vault.open(at: options.root, lock: .shared))
                 let manifests = try catalog.names().map { try catalog.manifest($0) }
                 if options.json {
                     struct Row: Encodable { var dataset: String; var generation: Int; var shards: Int; var format: String; var records: RecordCounts }
@@ -91,7 +90,7 @@ struct Datasets: ParsableCommand {
 
         func run() throws {
             try runCommand {
-                let manifest = try DatasetCatalog(vault: try Vault.open(at: options.root)).manifest(name)
+                let manifest = try DatasetCatalog(vault: try Vault.open(at: options.root, lock: .shared)).manifest(name)
                 if options.json { try Console.json(manifest); return }
                 Console.out("Dataset     \(manifest.dataset)")
                 Console.out("Generation  \(manifest.generation) (created \(manifest.created), from \(manifest.sourceFormat))")
@@ -120,12 +119,12 @@ struct Verify: ParsableCommand {
 
     func run() throws {
         try runCommand {
-            let vault = try Vault.open(at: options.root)
+            let vault = try Vault.open(at: options.root, lock: .shared)
             let names = try dataset.map { name in try Vault.validateDatasetName(name); return [name] } ?? DatasetCatalog(vault: vault).names()
             if let dataset, !FileIO_exists(vault.layout.data + "/" + dataset) {
                 throw VaultError(.noInput, "no dataset named '\(dataset)'", location: vault.layout.data)
             }
-            let results = try vault.locked(.shared) { names.map { Verifier(vault: vault).verify(dataset: $0, deep: deep) } }
+            let results = names.map { Verifier(vault: vault).verify(dataset: $0, deep: deep) }
             if options.json {
                 try Console.json(results)
             } else {

@@ -164,4 +164,26 @@ struct CLITests {
         process.waitUntilExit()
         #expect(process.terminationStatus == 0)
     }
+
+    @Test("two ingests started together into one vault both land, and neither loses the other's keys")
+    func concurrentIngests() throws {
+        let vault = TempDir()
+        let input = TempDir()
+        #expect(try CLI.run(["init", "--vault", vault.path]).status == 0)
+        #expect(try CLI.run(["generate", "--patients", "20", "--seed", "5", input.path + "/csv"]).status == 0)
+        var processes: [Process] = []
+        for name in ["x", "y", "z"] {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: try #require(CLI.binary))
+            p.arguments = ["ingest", "--vault", vault.path, "--dataset", name, "--format", "synthea-csv", "--shards", "2", input.path + "/csv"]
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            processes.append(p)
+        }
+        for p in processes { p.waitUntilExit(); #expect(p.terminationStatus == 0) }
+        let verify = try CLI.run(["verify", "--vault", vault.path, "--deep"])
+        #expect(verify.status == 0, "\(verify.stderr)")
+        #expect(verify.stdout.components(separatedBy: "OK ").count == 4)
+    }
 }

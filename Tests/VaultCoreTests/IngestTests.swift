@@ -44,7 +44,7 @@ struct IngestTests {
         let report = try Ingestor(vault: vault).ingest(dataset: "tiny", format: .syntheaCSV, paths: [input.path], shards: 5, replace: false)
         #expect(report.records.patients == 40 && report.records.observations == 80 && report.records.conditions == 40)
         let manifest = try DatasetCatalog(vault: vault).manifest("tiny")
-        let kek = try vault.keyring.material(id: manifest.kek.id, version: manifest.kek.version)
+        let kek = try vault.keyring.material(dataset: "tiny", kind: .kek, version: manifest.kek.version)
         var patients = 0
         for entry in manifest.shards {
             let path = vault.layout.datasetDirectory("tiny") + "/" + manifest.generationDirectory + "/" + entry.file
@@ -203,13 +203,13 @@ struct IngestTests {
         #expect((attributes[.posixPermissions] as? Int) == 0o600)
         try vault.keyring.ensureDatasetKeys("x")
         try vault.keyring.save()
-        let kek = try vault.keyring.material(id: "x/kek", version: 1).unsafeExportedBytes()
+        let kek = try vault.keyring.material(dataset: "x", kind: .kek, version: 1).unsafeExportedBytes()
         let keyring = try FileIO.readAll(vault.layout.keys + "/keyring.json")
         #expect(!Data(keyring).contains(Data(kek)))
         #expect(!String(decoding: keyring, as: UTF8.self).contains(Data(kek).base64EncodedString()))
         // Reopening works and gives the same key.
         let reopened = try Vault.open(at: dir.path)
-        #expect(try reopened.keyring.material(id: "x/kek", version: 1).unsafeExportedBytes() == kek)
+        #expect(try reopened.keyring.material(dataset: "x", kind: .kek, version: 1).unsafeExportedBytes() == kek)
     }
 
     @Test("CSV reader handles quotes, doubled quotes, embedded newlines and CRLF")
@@ -237,5 +237,66 @@ struct IngestTests {
         #expect(ClinicalTime.seconds(Array("2000-03-01T00:00:00.123-00:00".utf8)) == 951_868_800)
         #expect(ClinicalTime.seconds(Array("2000-02-30x".utf8)) == nil)
         #expect(ClinicalTime.seconds(Array("2000-13-01".utf8)) == nil)
+    }
+
+    @Test("a manifest signed with the KEK (or any key but the dataset's signing key) is rejected")
+    func manifestSignedWithOtherKeys() throws {
+        let (vaultDir, vault) = try newVault()
+        defer { withExtendedLifetime(vaultDir) {} }
+        let input = TemporaryDirectory("input")
+        try TinySynthea.write(to: input.path, patients: 8)
+        _ = try Ingestor(vault: vault).ingest(dataset: "a", format: .syntheaCSV, paths: [input.path], shards: 2, replace: false)
+        _ = try Ingestor(vault: vault).ingest(dataset: "b", format: .syntheaCSV, paths: [input.path], shards: 2, replace: false)
+        let path = vault.layout.datasetDirectory("a") + "/" + ManifestFile.name
+        let original = try FileIO.readAll(path)
+        let (body, _) = try ManifestFile.split(original, path: path)
+        for (keyDataset, kind) in [("a", KeyKind.kek), ("a", .partition), ("b", .signing)] {
+            let key = try vault.keyring.material(dataset: keyDataset, kind: kind, version: 1)
+            for claimedId in [Keyring.keyId(keyDataset, kind), "a/signing"] {
+                var text = String(decoding: body, as: UTF8.self)
+                text = text.replacingOccurrences(of: "\"signing\":{\"id\":\"a/signing\"", with: "\"signing\":{\"id\":\"\(claimedId)\"")
+                let newBody = Array(text.utf8)
+                let mac = try HMACSHA256.authenticate(key: key, ManifestFile.macInput(newBody))
+                let signature = "{\"alg\":\"HMAC-SHA256\",\"keyId\":\"\(claimedId)\",\"keyVersion\":1,\"mac\":\"\(Hex.encode(mac))\"}"
+                try Data(newBody + [10] + Array(signature.utf8) + [10]).write(to: URL(fileURLWithPath: path))
+                #expect(throws: VaultError.self, "signed with \(keyDataset)/\(kind.rawValue), claiming \(claimedId)") {
+                    _ = try ManifestFile.load(path, dataset: "a", vault: vault)
+                }
+                #expect(!Verifier(vault: vault).verify(dataset: "a", deep: true).ok)
+            }
+        }
+        try Data(original).write(to: URL(fileURLWithPath: path))
+        #expect(Verifier(vault: vault).verify(dataset: "a", deep: true).ok)
+        // Another dataset's manifest under this name is refused by datasets show too.
+        try Data(try FileIO.readAll(vault.layout.datasetDirectory("b") + "/" + ManifestFile.name)).write(to: URL(fileURLWithPath: path))
+        #expect(throws: VaultError.self) { _ = try DatasetCatalog(vault: vault).manifest("a") }
+    }
+
+    @Test("an edited keyring entry (dataset, state, version) does not unwrap or does not load")
+    func keyringTamper() throws {
+        let (vaultDir, vault) = try newVault()
+        defer { withExtendedLifetime(vaultDir) {} }
+        try vault.keyring.ensureDatasetKeys("a")
+        try vault.keyring.ensureDatasetKeys("b")
+        try vault.keyring.save()
+        let path = vault.layout.keys + "/keyring.json"
+        let original = try FileIO.readAll(path)
+        func edited(_ transform: (inout [String: Any]) -> Void) throws -> Vault {
+            var json = try JSONSerialization.jsonObject(with: Data(original)) as! [String: Any]
+            var keys = json["keys"] as! [[String: Any]]
+            transform(&keys[0])
+            json["keys"] = keys
+            try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: path))
+            return try Vault.open(at: vaultDir.path)
+        }
+        // Moving a's KEK to dataset b: the id no longer matches, refused at load.
+        #expect(throws: VaultError.self) { _ = try edited { $0["dataset"] = "b" } }
+        // Changing its state: the wrap no longer authenticates.
+        let stateEdited = try edited { $0["state"] = "decrypt-only" }
+        #expect(throws: VaultError.self) { _ = try stateEdited.keyring.material(dataset: "a", kind: .kek, version: 1) }
+        // Out-of-range version: refused at load, no crash.
+        #expect(throws: VaultError.self) { _ = try edited { $0["version"] = -1 } }
+        try Data(original).write(to: URL(fileURLWithPath: path))
+        #expect(try Vault.open(at: vaultDir.path).keyring.material(dataset: "a", kind: .kek, version: 1).count == 32)
     }
 }

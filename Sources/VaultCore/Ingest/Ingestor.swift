@@ -15,6 +15,9 @@ public struct IngestReport: Codable, Sendable {
     public var skippedFiles: [String]
     public var manifestSha256: String
     public var replacedGeneration: Int?
+    /// Problems after the commit point: the new generation is in place, but something
+    /// around it (a folder sync, removing the old generation, saving key use counters) failed.
+    public var warnings: [String]
 }
 
 /// Ingest: read an input, partition records by patient into shards, seal each shard,
@@ -47,27 +50,40 @@ public struct Ingestor {
             guard replace else {
                 throw VaultError(.cannotCreate, "dataset '\(dataset)' already exists; pass --replace to ingest a new generation", location: manifestPath)
             }
-            previous = try ManifestFile.load(manifestPath, keyring: vault.keyring)
+            previous = try ManifestFile.load(manifestPath, dataset: dataset, vault: vault)
             previousBytes = try FileIO.readAll(manifestPath)
         }
-        if let requestedShards, !(1...65_535).contains(requestedShards) {
-            throw VaultError(.usage, "--shards must be between 1 and 65535")
+        if let requestedShards, !(1...Self.maximumShards).contains(requestedShards) {
+            throw VaultError(.usage, "--shards must be between 1 and \(Self.maximumShards)")
         }
         let inputSize = paths.reduce(0) { $0 + Self.treeSize($1) }
         let shardCount = requestedShards ?? Self.defaultShardCount(inputBytes: inputSize)
-        let generation = (previous?.generation ?? 0) + 1
+        try Self.ensureFileLimit(shardCount)
 
         try FileIO.makeDirectory(vault.layout.data)
-        try FileIO.makeDirectory(datasetDir, mode: 0o750)
+        if !FileIO.isDirectory(datasetDir) {
+            try FileIO.makeDirectory(datasetDir, mode: 0o750)
+            try FileIO.fsyncDirectory(vault.layout.data)
+        }
+        // Staging folders left by an ingest that died are unreadable (their key died with
+        // it) and never visible; remove them. Generation folders no manifest references
+        // are kept, and the new generation is numbered above every existing one, so that
+        // nothing a rolled-back manifest forgot is ever deleted.
+        var highest = previous?.generation ?? 0
+        for name in try FileIO.listDirectory(datasetDir) {
+            if name.hasPrefix(".staging-") { FileIO.removeTree(datasetDir + "/" + name) }
+            if name.count == 7, name.hasPrefix("g"), let n = Int(name.dropFirst()) { highest = max(highest, n) }
+        }
+        let generation = highest + 1
         try vault.keyring.ensureDatasetKeys(dataset, now: now)
         try vault.keyring.save()
         guard let kekRecord = vault.keyring.active(dataset, .kek), let signingRecord = vault.keyring.active(dataset, .signing),
               let partitionRecord = vault.keyring.active(dataset, .partition) else {
             throw VaultError(.configuration, "dataset '\(dataset)' has no active KEK, signing or partition key")
         }
-        let kek = try vault.keyring.material(id: kekRecord.id, version: kekRecord.version)
-        let signing = try vault.keyring.material(id: signingRecord.id, version: signingRecord.version)
-        let partition = try vault.keyring.material(id: partitionRecord.id, version: partitionRecord.version)
+        let kek = try vault.keyring.material(dataset: dataset, kind: .kek, version: kekRecord.version)
+        let signing = try vault.keyring.material(dataset: dataset, kind: .signing, version: signingRecord.version)
+        let partition = try vault.keyring.material(dataset: dataset, kind: .partition, version: partitionRecord.version)
 
         let staging = datasetDir + "/.staging-" + Hex.encode(try SystemRandom.bytes(8))
         try FileIO.makeDirectory(staging, mode: 0o700)
@@ -153,12 +169,10 @@ public struct Ingestor {
         // Publish: move the generation into place, then the manifest (the commit point).
         try FileIO.fsyncDirectory(staging)
         let generationDir = datasetDir + "/" + Manifest.generationDirectory(generation)
-        if FileIO.exists(generationDir) { FileIO.removeTree(generationDir) } // left by an earlier attempt that never committed
         guard rename(staging, generationDir) == 0 else {
             throw VaultError.system(.ioError, "cannot publish generation folder", path: generationDir, errno: errno)
         }
         published = true
-        try FileIO.fsyncDirectory(datasetDir)
         let manifest = Manifest(format: Manifest.format, vaultId: vault.idHex, dataset: dataset, generation: generation,
                                 created: Timestamp.rfc3339(now), schemaId: schemaId, sourceFormat: format.rawValue, shardCount: shardCount,
                                 previousManifestSha256: previousBytes.map { Hex.encode(Digest.sha256($0)) },
@@ -166,22 +180,46 @@ public struct Ingestor {
                                 signing: KeyRef(id: signingRecord.id, version: signingRecord.version),
                                 partition: KeyRef(id: partitionRecord.id, version: partitionRecord.version),
                                 totals: totals, shards: entries)
-        let manifestBytes = try ManifestFile.encode(manifest, signingKey: signing)
+        let manifestBytes: [UInt8]
         do {
-            try FileIO.writeAtomically(manifestBytes, to: manifestPath, mode: 0o640)
+            try FileIO.fsyncDirectory(datasetDir)
+            manifestBytes = try ManifestFile.encode(manifest, signingKey: signing)
+            let temporary = try FileIO.writeTemporary(manifestBytes, beside: manifestPath, mode: 0o640)
+            try FileIO.commitTemporary(temporary, to: manifestPath)
         } catch {
+            // Not committed: the previous manifest, if any, is untouched and still current.
             FileIO.removeTree(generationDir)
             throw error
         }
-        if let previous, previous.generation != generation {
+        // Committed. What follows cannot undo the ingest; failures are reported as warnings.
+        var warnings: [String] = []
+        do { try FileIO.fsyncDirectory(datasetDir) } catch { warnings.append("\(error)") }
+        if let previous {
             FileIO.removeTree(datasetDir + "/" + previous.generationDirectory)
         }
         vault.keyring.recordUses(id: kekRecord.id, version: kekRecord.version, count: shardCount)
-        try vault.keyring.save()
+        do { try vault.keyring.save() } catch { warnings.append("key use counters not saved: \(error)") }
         return IngestReport(dataset: dataset, generation: generation, format: format.rawValue, shards: shardCount, records: totals,
                             inputBytes: sink.inputBytes, plaintextBytes: results.plaintextBytes, sealedBytes: entries.reduce(0) { $0 + $1.size },
                             seconds: Date().timeIntervalSince(started), skippedFiles: sink.skippedFiles,
-                            manifestSha256: Hex.encode(Digest.sha256(manifestBytes)), replacedGeneration: previous?.generation)
+                            manifestSha256: Hex.encode(Digest.sha256(manifestBytes)), replacedGeneration: previous?.generation,
+                            warnings: warnings)
+    }
+
+    public static let maximumShards = 4096
+
+    /// Ingest keeps one staging file open per shard: raise the soft open-file limit to the
+    /// hard one if needed, or fail clearly before reading any input.
+    static func ensureFileLimit(_ shards: Int) throws {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+        let needed = rlim_t(shards + 64)
+        if limit.rlim_cur >= needed { return }
+        if limit.rlim_max >= needed || limit.rlim_max == rlim_t.max {
+            limit.rlim_cur = limit.rlim_max == rlim_t.max ? needed : limit.rlim_max
+            if setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 { return }
+        }
+        throw VaultError(.configuration, "\(shards) shards need \(needed) open files but the limit is \(limit.rlim_max); use fewer --shards or raise 'ulimit -n'")
     }
 
     static func treeSize(_ path: String) -> Int {

@@ -14,7 +14,7 @@ final class SpillWriter {
     private let gcm: AESGCM
     private let shard: UInt32
     private var counter: UInt64 = 0
-    private var pending = LittleEndianWriter()
+    private var pending = LittleEndianWriter(capacity: (256 << 10) + (64 << 10))
     /// Small buffers: an ingest holds one per shard, so memory stays bounded as shards multiply.
     private let blockLimit = 256 << 10
 
@@ -66,8 +66,13 @@ enum SpillReader {
             var r = CanonicalReader(bytes, offset: offset)
             let length = Int(try r.u32("spill block length"))
             guard offset + 4 + length <= bytes.count else { throw VaultError(.ioError, "staging file is truncated", location: path) }
-            let block = try gcm.open(nonce: SpillWriter.nonce(shard: UInt32(shard), counter: counter),
+            let block: SecureBytes
+            do {
+                block = try gcm.open(nonce: SpillWriter.nonce(shard: UInt32(shard), counter: counter),
                                      sealed: Array(bytes[offset + 4..<offset + 4 + length]))
+            } catch {
+                throw VaultError(.ioError, "staging file failed authentication (modified while ingest ran)", location: path)
+            }
             counter += 1
             offset += 4 + length
             try block.withUnsafeBytes { raw in

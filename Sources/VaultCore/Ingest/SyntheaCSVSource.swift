@@ -110,7 +110,7 @@ struct SyntheaCSVSource: RecordSource {
                 switch gender {
                 case "M", "m", "male": sex = "male"
                 case "F", "f", "female": sex = "female"
-                default: throw fail("unknown GENDER '\(gender)' (expected M or F)", "GENDER")
+                default: throw fail("unknown GENDER value (expected M or F)", "GENDER")
                 }
                 let birth = try date(c.birthdate, "BIRTHDATE", required: true)
                 let death = try date(c.deathdate, "DEATHDATE", required: false)
@@ -126,7 +126,7 @@ struct SyntheaCSVSource: RecordSource {
                 var value = Double.nan
                 var textValue = ""
                 if type == "numeric" {
-                    guard let v = Double(raw), v.isFinite else { throw fail("numeric observation value '\(raw.count > 40 ? String(raw.prefix(40)) + "..." : raw)' is not a number", "VALUE") }
+                    guard let v = Double(raw), v.isFinite else { throw fail("numeric observation value is not a number", "VALUE") }
                     value = v
                 } else if type.isEmpty, let v = Double(raw), v.isFinite {
                     value = v

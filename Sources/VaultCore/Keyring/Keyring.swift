@@ -71,6 +71,7 @@ public final class Keyring: @unchecked Sendable {
             guard file.vaultId == Hex.encode(vaultId) else {
                 throw VaultError(.configuration, "keyring belongs to another vault (\(file.vaultId))", location: path)
             }
+            try Self.validate(file.keys, path: path)
             records = file.keys
         } else {
             records = []
@@ -79,14 +80,35 @@ public final class Keyring: @unchecked Sendable {
 
     static func keyId(_ dataset: String, _ kind: KeyKind) -> String { "\(dataset)/\(kind.rawValue)" }
 
-    private func aad(id: String, kind: KeyKind, version: Int, rootVersion: Int) -> [UInt8] {
+    /// Additional data of a key's wrap: everything a decision depends on (vault, id, kind,
+    /// dataset, version, state, root version), so an edited keyring entry fails to unwrap.
+    /// A state change therefore re-seals the material under the new state.
+    private func aad(_ r: KeyRecord) -> [UInt8] {
         var w = CanonicalWriter(label: "shardvault/key/v1")
         w.raw(vaultId)
-        w.string(id)
-        w.string(kind.rawValue)
-        w.u32(UInt32(version))
-        w.u32(UInt32(rootVersion))
+        w.string(r.id)
+        w.string(r.kind.rawValue)
+        w.string(r.dataset)
+        w.u32(UInt32(r.version))
+        w.string(r.state.rawValue)
+        w.u32(UInt32(r.rootVersion))
         return w.bytes
+    }
+
+    /// Structural checks on a keyring entry, before anything trusts it.
+    private static func validate(_ records: [KeyRecord], path: String) throws {
+        var seen = Set<String>()
+        for r in records {
+            guard r.id == keyId(r.dataset, r.kind) else {
+                throw VaultError(.configuration, "keyring entry '\(r.id)' does not match its dataset '\(r.dataset)' and kind '\(r.kind.rawValue)'", location: path)
+            }
+            guard (1...Int(UInt32.max)).contains(r.version), (1...Int(UInt32.max)).contains(r.rootVersion), r.uses >= 0 else {
+                throw VaultError(.configuration, "keyring entry '\(r.id)' has an out-of-range version or counter", location: path)
+            }
+            guard seen.insert("\(r.id)#\(r.version)").inserted else {
+                throw VaultError(.configuration, "keyring has two entries for '\(r.id)' version \(r.version)", location: path)
+            }
+        }
     }
 
     /// The active version of a dataset's key of `kind`, if one exists.
@@ -107,13 +129,12 @@ public final class Keyring: @unchecked Sendable {
             let version = (records.filter { $0.id == id }.map(\.version).max() ?? 0) + 1
             let material = try SecureBytes.random(count: 32)
             let nonce = try SystemRandom.bytes(12)
-            let gcm = try AESGCM(key: root.material)
-            var sealed = try gcm.seal(nonce: nonce, plaintext: material.unsafeExportedBytes(),
-                                      aad: aad(id: id, kind: kind, version: version, rootVersion: root.version))
-            let record = KeyRecord(id: id, kind: kind, dataset: dataset, version: version, state: .active,
-                                   created: Timestamp.rfc3339(now), rootVersion: root.version,
-                                   wrapped: Data(nonce + sealed).base64EncodedString(), uses: 0)
-            secureWipe(&sealed)
+            var record = KeyRecord(id: id, kind: kind, dataset: dataset, version: version, state: .active,
+                                   created: Timestamp.rfc3339(now), rootVersion: root.version, wrapped: nil, uses: 0)
+            var plain = material.unsafeExportedBytes()
+            defer { secureWipe(&plain) }
+            let sealed = try AESGCM(key: root.material).seal(nonce: nonce, plaintext: plain, aad: aad(record))
+            record.wrapped = Data(nonce + sealed).base64EncodedString()
             records.append(record)
             lock.withLock { cache["\(id)#\(version)"] = material }
             created.append(record)
@@ -121,11 +142,13 @@ public final class Keyring: @unchecked Sendable {
         return created
     }
 
-    /// Unwraps the material of a key version. Fails with a clear message when the
-    /// version is unknown, destroyed, or its wrapping does not authenticate.
-    public func material(id: String, version: Int) throws -> SecureBytes {
+    /// Unwraps the material of version `version` of `dataset`'s key of `kind`. The id is
+    /// derived here, never taken from a file, so a manifest or header cannot make a reader
+    /// check a signature under a KEK, another dataset's key, or a key of another kind.
+    public func material(dataset: String, kind: KeyKind, version: Int) throws -> SecureBytes {
+        let id = Self.keyId(dataset, kind)
         if let cached = lock.withLock({ cache["\(id)#\(version)"] }) { return cached }
-        guard let record = record(id: id, version: version) else {
+        guard let record = record(id: id, version: version), record.kind == kind, record.dataset == dataset else {
             throw VaultError(.dataError, "key \(id) version \(version) is not in the keyring", location: path)
         }
         guard record.state != .destroyed, let wrapped = record.wrapped, let blob = Data(base64Encoded: wrapped), blob.count == 60 else {
@@ -137,8 +160,7 @@ public final class Keyring: @unchecked Sendable {
         let bytes = [UInt8](blob)
         let material: SecureBytes
         do {
-            material = try AESGCM(key: root.material).open(nonce: Array(bytes[0..<12]), sealed: Array(bytes[12...]),
-                                                           aad: aad(id: id, kind: record.kind, version: version, rootVersion: record.rootVersion))
+            material = try AESGCM(key: root.material).open(nonce: Array(bytes[0..<12]), sealed: Array(bytes[12...]), aad: aad(record))
         } catch {
             throw VaultError(.dataError, "key \(id) version \(version) does not unwrap under the root key: the keyring entry was altered or belongs to another root key", location: path)
         }
@@ -176,7 +198,9 @@ struct RootKey {
         var w = CanonicalWriter()
         w.raw(magic)
         w.u32(1)
-        var bytes = w.bytes + material.unsafeExportedBytes()
+        var bytes = w.bytes
+        bytes.reserveCapacity(bytes.count + material.count)
+        material.withUnsafeBytes { bytes.append(contentsOf: $0) }
         defer { secureWipe(&bytes) }
         try FileIO.writeAtomically(bytes, to: path, mode: 0o600, exclusive: true)
         return RootKey(version: 1, material: material)

@@ -121,6 +121,25 @@ public struct ShardTables: Sendable {
 
     // MARK: Encoding
 
+    /// An upper bound of the encoded size, so the output never reallocates.
+    func encodedSizeBound() -> Int {
+        var total = 8 + 4
+        for kind in RecordKind.allCases {
+            total += 9
+            for column in columns(kind) {
+                total += 9
+                switch column {
+                case .int32(let v): total += v.count * 4
+                case .int64(let v): total += v.count * 8
+                case .float64(let v): total += v.count * 8
+                case .fixed(_, let v): total += 2 + v.count
+                case .dictionary(let d): total += 4 + d.entries.reduce(0) { $0 + 4 + $1.utf8.count } + d.indices.count * 4
+                }
+            }
+        }
+        return total
+    }
+
     private func columns(_ kind: RecordKind) -> [ColumnBuilder] {
         switch kind {
         case .patients:
@@ -144,7 +163,7 @@ public struct ShardTables: Sendable {
 
     /// Encodes every table. The caller wipes the returned plaintext when done.
     public func encode() -> [UInt8] {
-        var out = LittleEndianWriter()
+        var out = LittleEndianWriter(capacity: encodedSizeBound())
         out.raw(ColumnarCodec.magic)
         out.u32(UInt32(RecordKind.allCases.count))
         let c = counts
@@ -161,6 +180,10 @@ public struct ShardTables: Sendable {
 
 struct LittleEndianWriter {
     var bytes: [UInt8] = []
+    init() {}
+    /// Reserving up front keeps plaintext from being copied (and the old copy left
+    /// unwiped) when the array grows.
+    init(capacity: Int) { bytes.reserveCapacity(capacity) }
     mutating func u8(_ v: UInt8) { bytes.append(v) }
     mutating func u16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
     mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }

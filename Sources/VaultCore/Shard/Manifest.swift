@@ -89,37 +89,58 @@ public enum ManifestFile {
         return body + [10] + [UInt8](try encoder().encode(signature)) + [10]
     }
 
-    /// Parses the two lines without checking the signature.
-    static func parse(_ bytes: [UInt8], path: String) throws -> (manifest: Manifest, body: [UInt8], signature: ManifestSignature) {
+    /// Splits the file into its two lines and decodes the signature line.
+    static func split(_ bytes: [UInt8], path: String) throws -> (body: [UInt8], signature: ManifestSignature) {
         let lines = bytes.split(separator: 10, omittingEmptySubsequences: false)
         guard lines.count == 3, lines[2].isEmpty else {
             throw VaultError(.dataError, "manifest must be exactly two lines (body, signature)", location: path)
         }
-        let body = Array(lines[0])
         do {
-            let manifest = try JSONDecoder().decode(Manifest.self, from: Data(body))
-            let signature = try JSONDecoder().decode(ManifestSignature.self, from: Data(lines[1]))
-            return (manifest, body, signature)
+            return (Array(lines[0]), try JSONDecoder().decode(ManifestSignature.self, from: Data(lines[1])))
         } catch {
-            throw VaultError(.dataError, "manifest is not valid JSON of format \(Manifest.format)", location: path, underlying: error)
+            throw VaultError(.dataError, "manifest signature line is not valid JSON", location: path, underlying: error)
         }
     }
 
-    /// Reads and authenticates a manifest with the dataset's signing key.
-    public static func load(_ path: String, keyring: Keyring) throws -> Manifest {
+    /// Reads a manifest, checks its signature under `dataset`'s signing key (the key id is
+    /// derived from the dataset, never taken from the file) before parsing the body, then
+    /// checks that the body describes that dataset of this vault and is self-consistent.
+    public static func load(_ path: String, dataset: String, vault: Vault) throws -> Manifest {
         let bytes = try FileIO.readAll(path)
-        let (manifest, body, signature) = try parse(bytes, path: path)
-        guard manifest.format == Manifest.format else {
-            throw VaultError(.dataError, "unsupported manifest format '\(manifest.format)'", location: path)
+        let (body, signature) = try split(bytes, path: path)
+        let signingId = Keyring.keyId(dataset, .signing)
+        guard signature.alg == "HMAC-SHA256", signature.keyId == signingId, let mac = Hex.decode(signature.mac), mac.count == 32 else {
+            throw VaultError(.dataError, "manifest signature line is malformed or names a key other than \(signingId)", location: path)
         }
-        guard signature.alg == "HMAC-SHA256", signature.keyId == manifest.signing.id, signature.keyVersion == manifest.signing.version,
-              let mac = Hex.decode(signature.mac), mac.count == 32 else {
-            throw VaultError(.dataError, "manifest signature line is malformed or names another key", location: path)
-        }
-        let key = try keyring.material(id: signature.keyId, version: signature.keyVersion)
+        let key = try vault.keyring.material(dataset: dataset, kind: .signing, version: signature.keyVersion)
         let expected = try HMACSHA256.authenticate(key: key, macInput(body))
         guard ConstantTime.equals(expected, mac) else {
-            throw VaultError(.dataError, "manifest signature does not verify: the manifest was altered", location: path)
+            throw VaultError(.dataError, "manifest signature does not verify: the manifest was altered or belongs elsewhere", location: path)
+        }
+        let manifest: Manifest
+        do { manifest = try JSONDecoder().decode(Manifest.self, from: Data(body)) } catch {
+            throw VaultError(.dataError, "manifest is not valid JSON of format \(Manifest.format)", location: path, underlying: error)
+        }
+        func bad(_ what: String) -> VaultError { VaultError(.dataError, "manifest \(what)", location: path) }
+        guard manifest.format == Manifest.format else { throw bad("has unsupported format '\(manifest.format)'") }
+        guard manifest.dataset == dataset, manifest.vaultId == vault.idHex else {
+            throw bad("describes dataset '\(manifest.dataset)' of vault \(manifest.vaultId), not '\(dataset)' of this vault")
+        }
+        guard manifest.signing == KeyRef(id: signingId, version: signature.keyVersion),
+              manifest.kek.id == Keyring.keyId(dataset, .kek), manifest.partition.id == Keyring.keyId(dataset, .partition) else {
+            throw bad("names keys that are not this dataset's")
+        }
+        guard manifest.schemaId == ColumnarCodec.schemaId else { throw bad("has unknown schema '\(manifest.schemaId)'") }
+        guard manifest.generation >= 1, (1...65_535).contains(manifest.shardCount), manifest.shards.count == manifest.shardCount else {
+            throw bad("has an impossible generation or shard count")
+        }
+        for (i, shard) in manifest.shards.enumerated() {
+            guard shard.index == i, shard.file == Manifest.shardFile(i), shard.size > 0, shard.kekVersion >= 1, shard.signingVersion >= 1 else {
+                throw bad("shard entry \(i) is inconsistent with its position")
+            }
+        }
+        guard manifest.shards.reduce(RecordCounts(), { $0 + $1.records }) == manifest.totals else {
+            throw bad("totals differ from the sum of its shards")
         }
         return manifest
     }

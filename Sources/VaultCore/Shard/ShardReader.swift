@@ -98,13 +98,21 @@ public enum ShardReader {
             }
         }
 
+        // On any failure below, wipe whatever was decrypted.
+        var completed = false
+        var plainOffset = 0
+        defer {
+            if !completed, let d = decryptor, plainOffset > 0 {
+                d.plaintext.withUnsafeMutableBytes { secureZero(UnsafeMutableRawBufferPointer(rebasing: $0[0..<plainOffset])) }
+            }
+        }
+
         // One pass over the body: hash every byte; decrypt whole chunks as they arrive.
         let digest = try Digest(.sha256)
         let piece = 64 * ChunkedEncryption.sealedChunkSize
         let buffer = ReadBuffer.current(capacity: piece + ChunkedEncryption.headerLength)
         var offset = 0 // within the body
         var chunkIndex: UInt64 = 0
-        var plainOffset = 0
         while offset < bodyLength {
             // The first piece also holds the 56-byte chunked-encryption header, so that every
             // piece ends on a chunk boundary.
@@ -153,8 +161,10 @@ public enum ShardReader {
             guard chunkIndex == d.layout.chunkCount, plainOffset == d.layout.plaintextLength else {
                 throw VaultError(.dataError, "decryption failed: not every chunk was read", location: path)
             }
+            completed = true
             return (header, d.plaintext, plainOffset)
         }
+        completed = true
         return (header, nil, 0)
     }
 
@@ -164,7 +174,11 @@ public enum ShardReader {
         }
         guard header.vaultId == expected.vaultId else { throw mismatch("vault id", Hex.encode(header.vaultId), Hex.encode(expected.vaultId)) }
         guard header.dataset == expected.dataset else { throw mismatch("dataset", "'\(header.dataset)'", "'\(expected.dataset)'") }
-        guard header.generation == UInt64(expected.generation) else { throw mismatch("generation", "\(header.generation)", "\(expected.generation)") }
+        guard header.kekId == Keyring.keyId(expected.dataset, .kek) else { throw mismatch("KEK id", header.kekId, Keyring.keyId(expected.dataset, .kek)) }
+        guard header.signingKeyId == Keyring.keyId(expected.dataset, .signing) else {
+            throw mismatch("signing key id", header.signingKeyId, Keyring.keyId(expected.dataset, .signing))
+        }
+        guard expected.generation >= 1, header.generation == UInt64(expected.generation) else { throw mismatch("generation", "\(header.generation)", "\(expected.generation)") }
         guard header.shardIndex == UInt32(expected.entry.index) else { throw mismatch("shard index", "\(header.shardIndex)", "\(expected.entry.index)") }
         guard header.shardCount == UInt32(expected.shardCount) else { throw mismatch("shard count", "\(header.shardCount)", "\(expected.shardCount)") }
         guard Hex.encode(header.dataKeyId) == expected.entry.dataKeyId else { throw mismatch("data-key id", Hex.encode(header.dataKeyId), expected.entry.dataKeyId) }

@@ -16,36 +16,51 @@ enum FileIO {
 
     /// Writes `bytes` to `path` atomically with the given mode.
     static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644, exclusive: Bool = false) throws {
-        let directory = (path as NSString).deletingLastPathComponent
         if exclusive && access(path, F_OK) == 0 {
             throw VaultError(.cannotCreate, "refusing to overwrite an existing file", location: path)
         }
+        let temporary = try writeTemporary(bytes, beside: path, mode: mode)
+        if exclusive {
+            // link() fails if the target exists, so two writers cannot both win.
+            guard link(temporary, path) == 0 else {
+                let err = errno
+                unlink(temporary)
+                throw VaultError.system(.cannotCreate, "cannot create file", path: path, errno: err)
+            }
+            unlink(temporary)
+        } else {
+            try commitTemporary(temporary, to: path)
+        }
+        try fsyncDirectory((path as NSString).deletingLastPathComponent)
+    }
+
+    /// Writes `bytes` to a new temporary file in the folder of `path` and fsyncs it.
+    /// Returns the temporary's path; nothing is visible under `path` yet.
+    static func writeTemporary(_ bytes: [UInt8], beside path: String, mode: mode_t) throws -> String {
         let temporary = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard fd >= 0 else { throw VaultError.system(.cannotCreate, "cannot create file", path: temporary, errno: errno) }
-        var ok = false
-        defer {
-            if !ok { unlink(temporary) }
-        }
         do {
             try writeAll(fd: fd, bytes, path: temporary)
             guard fsync(fd) == 0 else { throw VaultError.system(.ioError, "fsync failed", path: temporary, errno: errno) }
         } catch {
             close(fd)
+            unlink(temporary)
             throw error
         }
         close(fd)
-        if exclusive {
-            // link() fails if the target exists, so two writers cannot both win.
-            guard link(temporary, path) == 0 else {
-                throw VaultError.system(.cannotCreate, "cannot create file", path: path, errno: errno)
-            }
+        return temporary
+    }
+
+    /// Renames a temporary written by `writeTemporary` over `path`: the commit point.
+    /// On failure the temporary is removed and `path` is unchanged. The caller fsyncs the
+    /// folder afterwards; a failure there does not undo the rename.
+    static func commitTemporary(_ temporary: String, to path: String) throws {
+        guard rename(temporary, path) == 0 else {
+            let err = errno
             unlink(temporary)
-        } else {
-            guard rename(temporary, path) == 0 else { throw VaultError.system(.ioError, "rename failed", path: path, errno: errno) }
+            throw VaultError.system(.ioError, "rename failed", path: path, errno: err)
         }
-        ok = true
-        try fsyncDirectory(directory)
     }
 
     static func writeAll(fd: Int32, _ bytes: [UInt8], path: String) throws {

@@ -40,14 +40,7 @@ public struct Verifier {
             guard FileIO.exists(manifestPath) else {
                 throw VaultError(.dataError, "manifest is missing", location: manifestPath)
             }
-            manifest = try ManifestFile.load(manifestPath, keyring: vault.keyring)
-            guard manifest.dataset == dataset, manifest.vaultId == vault.idHex else {
-                throw VaultError(.dataError, "manifest belongs to dataset '\(manifest.dataset)' of vault \(manifest.vaultId)", location: manifestPath)
-            }
-            guard manifest.shardCount == manifest.shards.count,
-                  manifest.shards.enumerated().allSatisfy({ $0.offset == $0.element.index && $0.element.file == Manifest.shardFile($0.offset) }) else {
-                throw VaultError(.dataError, "manifest shard list is inconsistent with its shard count", location: manifestPath)
-            }
+            manifest = try ManifestFile.load(manifestPath, dataset: dataset, vault: vault)
         } catch {
             result.problems.append(String(describing: error))
             result.seconds = Date().timeIntervalSince(started)
@@ -79,16 +72,18 @@ public struct Verifier {
                 let expected = ShardExpectation(vaultId: vaultId, dataset: dataset, generation: manifest.generation,
                                                 shardCount: manifest.shardCount, entry: entry)
                 do {
-                    let signingKey = try keyring.material(id: manifest.signing.id, version: entry.signingVersion)
+                    let signingKey = try keyring.material(dataset: dataset, kind: .signing, version: entry.signingVersion)
                     if deep {
-                        let kek = try keyring.material(id: manifest.kek.id, version: entry.kekVersion)
+                        let kek = try keyring.material(dataset: dataset, kind: .kek, version: entry.kekVersion)
                         try ShardReader.verifyDeep(path: path, expected: expected, kek: kek, signingKey: signingKey)
                     } else {
                         try ShardReader.verifySignature(path: path, expected: expected, signingKey: signingKey)
                     }
                     checks.set(i, ShardCheck(shard: path, ok: true, problem: nil), bytes: entry.size)
-                } catch {
+                } catch let error as VaultError where error.location != nil {
                     checks.set(i, ShardCheck(shard: path, ok: false, problem: String(describing: error)), bytes: 0)
+                } catch {
+                    checks.set(i, ShardCheck(shard: path, ok: false, problem: "\(path): \(error)"), bytes: 0)
                 }
             }
         }
@@ -129,6 +124,6 @@ public struct DatasetCatalog {
         try Vault.validateDatasetName(dataset)
         let path = vault.layout.datasetDirectory(dataset) + "/" + ManifestFile.name
         guard FileIO.exists(path) else { throw VaultError(.noInput, "no dataset named '\(dataset)'", location: vault.layout.data) }
-        return try ManifestFile.load(path, keyring: vault.keyring)
+        return try ManifestFile.load(path, dataset: dataset, vault: vault)
     }
 }
