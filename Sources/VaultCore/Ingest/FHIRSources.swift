@@ -32,7 +32,6 @@ struct FHIRNDJSONSource: RecordSource {
                 sink.noteSkipped(file + " (bulk export log, not resources)")
                 continue
             }
-            var sources: [String: Int] = [:]
             var skipped: [String: Int] = [:]
             try Self.forEachResource(file, tape) { resource, type, line in
                 guard FHIRMapper.ingestedTypes.contains(type) else {
@@ -45,14 +44,7 @@ struct FHIRNDJSONSource: RecordSource {
                 } catch let e as FHIRFieldError {
                     throw VaultError(.dataError, "\(type): \(e.message)", location: VaultError.at(file, line: line, field: e.field))
                 }
-                let field = FHIRMapper.patientField(of: type)
-                let source: Int
-                if let known = sources[field] {
-                    source = known
-                } else {
-                    source = sink.registerSource(path: file, patientField: field)
-                    sources[field] = source
-                }
+                let source = sink.registerSource(path: file, patientField: FHIRMapper.patientField(of: type))
                 for record in records { try sink.emit(record, source: source, line: line) }
             }
             if !skipped.isEmpty { sink.noteSkipped(file + " (" + FHIRSkipped.describe(skipped) + ")") }
@@ -242,7 +234,6 @@ final class BundleReader {
             }
         }
 
-        var sources: [String: Int] = [:]
         for (index, entry) in entries.enumerated() {
             let prefix = "entry[\(index)].resource"
             guard let resource = entry["resource"] else {
@@ -264,14 +255,7 @@ final class BundleReader {
                 throw VaultError(.dataError, "\(type): \(e.message)",
                                  location: VaultError.at(name, line: index, field: prefix + "." + e.field))
             }
-            let field = "resource." + FHIRMapper.patientField(of: type)
-            let source: Int
-            if let known = sources[field] {
-                source = known
-            } else {
-                source = sink.registerSource(path: name, patientField: field)
-                sources[field] = source
-            }
+            let source = sink.registerSource(path: name, patientField: "resource." + FHIRMapper.patientField(of: type))
             for record in records { try sink.emit(record, source: source, line: index) }
         }
     }

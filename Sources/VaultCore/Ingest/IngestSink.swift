@@ -38,9 +38,15 @@ public final class IngestSink {
         self.spills = spills
     }
 
-    /// Registers an input file; the returned number identifies it in error locations.
+    private var sourceIndex: [String: Int] = [:]
+
+    /// Registers an input file and the field that names a record's patient; the returned
+    /// number identifies them in error locations. The same pair gives the same number.
     func registerSource(path: String, patientField: String) -> Int {
+        let key = path + "\u{0}" + patientField
+        if let known = sourceIndex[key] { return known }
         sources.append(Source(path: path, patientField: patientField))
+        sourceIndex[key] = sources.count - 1
         return sources.count - 1
     }
 
