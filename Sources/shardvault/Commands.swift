@@ -45,9 +45,7 @@ struct Ingest: ParsableCommand {
             for warning in report.warnings { Console.error("warning: \(warning)") }
             if options.json { try Console.json(report); return }
             Console.out("Ingested dataset '\(report.dataset)' generation \(report.generation) from \(report.format) into \(report.shards) shards")
-            for kind in RecordKind.allCases {
-                Console.out("  \(kind.name.padding(toLength: 14, withPad: " ", startingAt: 0)) \(Console.count(report.records[kind]))")
-            }
+            Console.recordCounts(report.records)
             let mbps = Double(report.inputBytes) / 1_000_000 / max(report.seconds, 1e-9)
             Console.out(String(format: "  input %@, sealed %@, %.2f s (%.1f MB/s of input)", Console.bytes(report.inputBytes),
                                Console.bytes(report.sealedBytes), report.seconds, mbps))
@@ -97,9 +95,7 @@ struct Datasets: ParsableCommand {
                 Console.out("Shards      \(manifest.shardCount), \(Console.bytes(manifest.shards.reduce(0) { $0 + $1.size })) sealed")
                 Console.out("Keys        KEK \(manifest.kek.id) v\(manifest.kek.version), signing \(manifest.signing.id) v\(manifest.signing.version)")
                 Console.out("Records")
-                for kind in RecordKind.allCases {
-                    Console.out("  \(kind.name.padding(toLength: 14, withPad: " ", startingAt: 0)) \(Console.count(manifest.totals[kind]).leftPad(10))")
-                }
+                Console.recordCounts(manifest.totals)
                 Console.out("SHARD  PATIENTS   RECORDS       SIZE  KEK  SIGNING")
                 for s in manifest.shards {
                     Console.out("\(String(s.index).leftPad(5)) \(Console.count(s.records.patients).leftPad(9)) \(Console.count(s.records.total).leftPad(9)) \(Console.bytes(s.size).leftPad(10)) \(("v" + String(s.kekVersion)).leftPad(4)) \(("v" + String(s.signingVersion)).leftPad(8))")
@@ -120,11 +116,14 @@ struct Verify: ParsableCommand {
     func run() throws {
         try runCommand {
             let vault = try Vault.open(at: options.root, lock: .shared)
-            let names = try dataset.map { name in try Vault.validateDatasetName(name); return [name] } ?? DatasetCatalog(vault: vault).names()
-            if let dataset, !FileIO_exists(vault.layout.data + "/" + dataset) {
-                throw VaultError(.noInput, "no dataset named '\(dataset)'", location: vault.layout.data)
+            let catalog = DatasetCatalog(vault: vault)
+            let names = try catalog.names()
+            if let dataset {
+                try Vault.validateDatasetName(dataset)
+                guard names.contains(dataset) else { throw VaultError(.noInput, "no dataset named '\(dataset)'", location: vault.layout.data) }
             }
-            let results = names.map { Verifier(vault: vault).verify(dataset: $0, deep: deep) }
+            let selected = dataset.map { [$0] } ?? names
+            let results = selected.map { Verifier(vault: vault).verify(dataset: $0, deep: deep) }
             if options.json {
                 try Console.json(results)
             } else {
@@ -140,14 +139,12 @@ struct Verify: ParsableCommand {
                         for s in r.shards where !s.ok { Console.error("  \(s.problem ?? s.shard)") }
                     }
                 }
-                if names.isEmpty { Console.out("No datasets to verify.") }
+                if selected.isEmpty { Console.out("No datasets to verify.") }
             }
             if results.contains(where: { !$0.ok }) { throw ExitCode(65) }
         }
     }
 }
-
-func FileIO_exists(_ path: String) -> Bool { FileManager.default.fileExists(atPath: path) }
 
 extension String {
     func leftPad(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
@@ -229,7 +226,8 @@ struct Generate: ParsableCommand {
             let summary = try SyntheaGenerator(patients: patients, seed: seed).write(to: URL(fileURLWithPath: out))
             if json { try Console.json(summary); return }
             let seconds = Date().timeIntervalSince(started)
-            Console.out("Generated \(Console.count(summary.patients)) patients in \(out): \(Console.count(summary.conditions)) conditions, \(Console.count(summary.observations)) observations, \(Console.count(summary.medications)) medications, \(Console.count(summary.encounters)) encounters, \(Console.count(summary.procedures)) procedures, \(Console.count(summary.immunizations)) immunizations")
+            Console.out("Generated \(Console.count(summary.records.patients)) patients in \(out)")
+            Console.recordCounts(summary.records)
             Console.out(String(format: "  %@ of CSV in %.2f s (%.0f MB/s)", Console.bytes(summary.bytesWritten), seconds,
                                Double(summary.bytesWritten) / 1e6 / max(seconds, 1e-9)))
         }

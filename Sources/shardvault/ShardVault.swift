@@ -56,6 +56,13 @@ enum Console {
 
     static func out(_ text: String) { print(text) }
 
+    /// One line per record kind, counts right-aligned.
+    static func recordCounts(_ counts: RecordCounts) {
+        for kind in RecordKind.allCases {
+            out("  \(kind.name.padding(toLength: 14, withPad: " ", startingAt: 0)) \(count(counts[kind]).leftPad(10))")
+        }
+    }
+
     static func count(_ n: Int) -> String {
         let digits = Array(String(n))
         var out = ""

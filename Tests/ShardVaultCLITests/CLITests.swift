@@ -119,6 +119,13 @@ struct CLITests {
         #expect(result.status == 65)
         #expect(result.stderr.contains("shard-00001.svs"))
         #expect(!result.stderr.contains("shard-00000.svs"))
+
+        // A deleted manifest does not make the dataset disappear from verify.
+        try FileManager.default.removeItem(atPath: vault.path + "/data/s/manifest.jsonl")
+        let noManifest = try CLI.run(["verify", "--vault", vault.path])
+        #expect(noManifest.status == 65)
+        #expect(noManifest.stderr.contains("manifest is missing"))
+        #expect(try CLI.run(["datasets", "show", "s", "--vault", vault.path]).status == 65)
     }
 
     @Test("selftest passes the built-in answers and the published files, and exits 65 when a vector fails",

@@ -96,9 +96,9 @@ struct GeneratorTests {
         try withTemporaryDirectory { root in
             let summary = try SyntheaGenerator(patients: 50, seed: 5).write(to: root)
             let counts: [String: Int] = [
-                "patients.csv": summary.patients, "conditions.csv": summary.conditions, "observations.csv": summary.observations,
-                "medications.csv": summary.medications, "encounters.csv": summary.encounters, "procedures.csv": summary.procedures,
-                "immunizations.csv": summary.immunizations,
+                "patients.csv": summary.records.patients, "conditions.csv": summary.records.conditions, "observations.csv": summary.records.observations,
+                "medications.csv": summary.records.medications, "encounters.csv": summary.records.encounters, "procedures.csv": summary.records.procedures,
+                "immunizations.csv": summary.records.immunizations,
             ]
             var bytes = 0
             for name in SyntheaGenerator.fileNames {
@@ -110,7 +110,7 @@ struct GeneratorTests {
                 #expect(lines - 1 == counts[name], "\(name): \(lines - 1) records, summary says \(counts[name] ?? -1)")
                 #expect(try readCSV(root.appendingPathComponent(name)).rows.count == counts[name], "\(name) has no blank or broken lines")
             }
-            #expect(summary.patients == 50)
+            #expect(summary.records.patients == 50)
             #expect(summary.bytesWritten == bytes)
         }
     }
@@ -140,8 +140,8 @@ struct GeneratorTests {
             let n = 400
             let summary = try SyntheaGenerator(patients: n, seed: 2024).write(to: root)
             let generated: [String: Int] = [
-                "conditions.csv": summary.conditions, "observations.csv": summary.observations, "medications.csv": summary.medications,
-                "encounters.csv": summary.encounters, "procedures.csv": summary.procedures, "immunizations.csv": summary.immunizations,
+                "conditions.csv": summary.records.conditions, "observations.csv": summary.records.observations, "medications.csv": summary.records.medications,
+                "encounters.csv": summary.records.encounters, "procedures.csv": summary.records.procedures, "immunizations.csv": summary.records.immunizations,
             ]
             for (file, sample) in Self.sampleAverages {
                 let average = Double(generated[file] ?? 0) / Double(n)

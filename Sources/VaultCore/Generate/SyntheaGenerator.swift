@@ -3,27 +3,15 @@ public import Foundation
 import Glibc
 #endif
 
-/// Counts of what `SyntheaGenerator.write(to:)` produced.
+/// What `SyntheaGenerator.write(to:)` produced: rows per record kind (the header lines
+/// not counted) and bytes written.
 public struct GenerationSummary: Sendable, Codable, Equatable {
-    public var patients: Int
-    public var conditions: Int
-    public var observations: Int
-    public var medications: Int
-    public var encounters: Int
-    public var procedures: Int
-    public var immunizations: Int
+    public var records: RecordCounts
     /// Bytes written over all seven files, header lines included.
     public var bytesWritten: Int
 
-    public init(patients: Int = 0, conditions: Int = 0, observations: Int = 0, medications: Int = 0,
-                encounters: Int = 0, procedures: Int = 0, immunizations: Int = 0, bytesWritten: Int = 0) {
-        self.patients = patients
-        self.conditions = conditions
-        self.observations = observations
-        self.medications = medications
-        self.encounters = encounters
-        self.procedures = procedures
-        self.immunizations = immunizations
+    public init(records: RecordCounts = RecordCounts(), bytesWritten: Int = 0) {
+        self.records = records
         self.bytesWritten = bytesWritten
     }
 }
@@ -121,10 +109,15 @@ public struct SyntheaGenerator: Sendable {
             for sink in sinks { sink.abandon() }
             throw error
         }
-        return GenerationSummary(
-            patients: output.patients.rows, conditions: output.conditions.rows, observations: output.observations.rows,
-            medications: output.medications.rows, encounters: output.encounters.rows, procedures: output.procedures.rows,
-            immunizations: output.immunizations.rows, bytesWritten: sinks.reduce(0) { $0 + $1.bytesWritten })
+        var records = RecordCounts()
+        records.patients = output.patients.rows
+        records.conditions = output.conditions.rows
+        records.observations = output.observations.rows
+        records.medications = output.medications.rows
+        records.encounters = output.encounters.rows
+        records.procedures = output.procedures.rows
+        records.immunizations = output.immunizations.rows
+        return GenerationSummary(records: records, bytesWritten: sinks.reduce(0) { $0 + $1.bytesWritten })
     }
 }
 

@@ -50,8 +50,9 @@ public struct Ingestor {
             guard replace else {
                 throw VaultError(.cannotCreate, "dataset '\(dataset)' already exists; pass --replace to ingest a new generation", location: manifestPath)
             }
-            previous = try ManifestFile.load(manifestPath, dataset: dataset, vault: vault)
-            previousBytes = try FileIO.readAll(manifestPath)
+            let bytes = try FileIO.readAll(manifestPath)
+            previous = try ManifestFile.load(bytes: bytes, path: manifestPath, dataset: dataset, vault: vault)
+            previousBytes = bytes
         }
         if let requestedShards, !(1...Self.maximumShards).contains(requestedShards) {
             throw VaultError(.usage, "--shards must be between 1 and \(Self.maximumShards)")

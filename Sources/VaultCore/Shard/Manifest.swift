@@ -106,7 +106,11 @@ public enum ManifestFile {
     /// derived from the dataset, never taken from the file) before parsing the body, then
     /// checks that the body describes that dataset of this vault and is self-consistent.
     public static func load(_ path: String, dataset: String, vault: Vault) throws -> Manifest {
-        let bytes = try FileIO.readAll(path)
+        try load(bytes: try FileIO.readAll(path), path: path, dataset: dataset, vault: vault)
+    }
+
+    /// As `load(_:dataset:vault:)`, for manifest bytes already read from `path`.
+    static func load(bytes: [UInt8], path: String, dataset: String, vault: Vault) throws -> Manifest {
         let (body, signature) = try split(bytes, path: path)
         let signingId = Keyring.keyId(dataset, .signing)
         guard signature.alg == "HMAC-SHA256", signature.keyId == signingId, let mac = Hex.decode(signature.mac), mac.count == 32 else {

@@ -34,13 +34,9 @@ public struct Verifier {
         var result = DatasetVerification(dataset: dataset, generation: nil, deep: deep, ok: false, shards: [], problems: [],
                                          bytesChecked: 0, seconds: 0)
         let datasetDir = vault.layout.datasetDirectory(dataset)
-        let manifestPath = datasetDir + "/" + ManifestFile.name
         let manifest: Manifest
         do {
-            guard FileIO.exists(manifestPath) else {
-                throw VaultError(.dataError, "manifest is missing", location: manifestPath)
-            }
-            manifest = try ManifestFile.load(manifestPath, dataset: dataset, vault: vault)
+            manifest = try DatasetCatalog(vault: vault).manifest(dataset)
         } catch {
             result.problems.append(String(describing: error))
             result.seconds = Date().timeIntervalSince(started)
@@ -111,19 +107,23 @@ public struct DatasetCatalog {
     public let vault: Vault
     public init(vault: Vault) { self.vault = vault }
 
-    /// Names of folders in `data/` that hold a manifest.
+    /// Every dataset folder in `data/`, whether or not its manifest is intact, so that a
+    /// deleted manifest shows up as a failed dataset instead of silently disappearing.
     public func names() throws -> [String] {
         guard FileIO.isDirectory(vault.layout.data) else { return [] }
         return try FileIO.listDirectory(vault.layout.data).filter {
-            FileIO.exists(vault.layout.datasetDirectory($0) + "/" + ManifestFile.name)
+            (try? Vault.validateDatasetName($0)) != nil && FileIO.isDirectory(vault.layout.datasetDirectory($0))
         }
     }
 
-    /// The authenticated manifest of a dataset.
+    /// The authenticated manifest of a dataset. No such dataset: 66; a dataset folder
+    /// whose manifest is missing or fails its checks: 65.
     public func manifest(_ dataset: String) throws -> Manifest {
         try Vault.validateDatasetName(dataset)
-        let path = vault.layout.datasetDirectory(dataset) + "/" + ManifestFile.name
-        guard FileIO.exists(path) else { throw VaultError(.noInput, "no dataset named '\(dataset)'", location: vault.layout.data) }
+        let directory = vault.layout.datasetDirectory(dataset)
+        guard FileIO.isDirectory(directory) else { throw VaultError(.noInput, "no dataset named '\(dataset)'", location: vault.layout.data) }
+        let path = directory + "/" + ManifestFile.name
+        guard FileIO.exists(path) else { throw VaultError(.dataError, "manifest is missing", location: path) }
         return try ManifestFile.load(path, dataset: dataset, vault: vault)
     }
 }
