@@ -25,6 +25,8 @@ struct VaultFile: Codable {
     var format: String
     var vaultId: String
     var created: String
+    /// Size at which the audit log starts a new segment.
+    var auditSegmentBytes: Int?
 }
 
 /// An opened vault: its id, root key and keyring.
@@ -34,22 +36,27 @@ public final class Vault: @unchecked Sendable {
     public let layout: VaultLayout
     public let id: [UInt8]
     public let keyring: Keyring
+    /// The audit log; every access goes through it first.
+    public let audit: AuditLog
     /// Held for the life of the value when the vault was opened with a lock.
     private let lock: VaultLock?
 
     public var idHex: String { Hex.encode(id) }
 
-    private init(layout: VaultLayout, id: [UInt8], keyring: Keyring, lock: VaultLock? = nil) {
+    private init(layout: VaultLayout, id: [UInt8], keyring: Keyring, audit: AuditLog, lock: VaultLock? = nil) {
         self.layout = layout
         self.id = id
         self.keyring = keyring
+        self.audit = audit
         self.lock = lock
     }
 
-    /// Creates a new vault in `root`: folders, vault id, root key (0600), empty keyring.
+    /// Creates a new vault in `root`: folders, vault id, root key (0600), empty keyring,
+    /// audit key (0600) and the audit log, whose first entry records the creation.
     /// Refuses when a vault already exists there.
     @discardableResult
-    public static func initialize(at root: String, now: Date = Date()) throws -> Vault {
+    public static func initialize(at root: String, now: Date = Date(), context: AuditContext = AuditContext(purpose: "HSYSADMIN"),
+                                  auditSegmentBytes: Int = AuditLog.defaultSegmentLimit) throws -> Vault {
         let layout = VaultLayout(root: root)
         try FileIO.makeDirectory(layout.root)
         if FileIO.exists(layout.vaultFile) || FileIO.exists(layout.rootKeyFile) {
@@ -62,17 +69,25 @@ public final class Vault: @unchecked Sendable {
         try FileIO.fsyncDirectory(layout.root)
         let keyring = try Keyring(path: layout.keyringFile, vaultId: id, root: rootKey)
         try keyring.save()
-        let file = VaultFile(format: format, vaultId: Hex.encode(id), created: Timestamp.rfc3339(now))
+        let audit = try AuditLog.create(layout: layout, vaultId: id, context: context, segmentLimit: auditSegmentBytes)
+        let file = VaultFile(format: format, vaultId: Hex.encode(id), created: Timestamp.rfc3339(now), auditSegmentBytes: auditSegmentBytes)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try FileIO.writeAtomically([UInt8](try encoder.encode(file)) + [10], to: layout.vaultFile, exclusive: true)
-        return Vault(layout: layout, id: id, keyring: keyring)
+        let vault = Vault(layout: layout, id: id, keyring: keyring, audit: audit)
+        try vault.perform(AuditAction.vaultInit, resource: AuditResource(vault: vault.idHex)) {
+            try audit.append([
+                AuditEvent(action: AuditAction.keyCreate, resource: AuditResource(vault: vault.idHex, key: "root", keyVersion: rootKey.version)),
+                AuditEvent(action: AuditAction.keyCreate, resource: AuditResource(vault: vault.idHex, key: "audit", keyVersion: audit.key.version)),
+            ])
+        }
+        return vault
     }
 
     /// Opens an existing vault. With `lock`, waits for the vault lock first and holds it
     /// while the value lives, so the keyring read here cannot be stale: commands that
     /// change the vault open it `.exclusive`, readers `.shared`.
-    public static func open(at root: String, lock mode: VaultLock.Mode? = nil) throws -> Vault {
+    public static func open(at root: String, lock mode: VaultLock.Mode? = nil, context: AuditContext = AuditContext(purpose: "HSYSADMIN")) throws -> Vault {
         let layout = VaultLayout(root: root)
         guard FileIO.exists(layout.vaultFile) else {
             throw VaultError(.configuration, "no vault here (no keys/vault.json); run 'shardvault init' first or pass --vault DIR", location: layout.root)
@@ -89,7 +104,9 @@ public final class Vault: @unchecked Sendable {
         }
         let rootKey = try RootKey.load(from: layout.rootKeyFile)
         let keyring = try Keyring(path: layout.keyringFile, vaultId: id, root: rootKey)
-        return Vault(layout: layout, id: id, keyring: keyring, lock: lock)
+        let audit = try AuditLog.open(layout: layout, vaultId: id, context: context,
+                                      segmentLimit: file.auditSegmentBytes ?? AuditLog.defaultSegmentLimit)
+        return Vault(layout: layout, id: id, keyring: keyring, audit: audit, lock: lock)
     }
 
     /// Valid dataset names: 1 to 64 of a-z, 0-9, '.', '_', '-', starting with a letter or digit.

@@ -24,6 +24,12 @@ public final class HMACSHA256: @unchecked Sendable {
 
     deinit { EVP_MAC_CTX_free(context) }
 
+    /// Starts a new message under the same key (after `finalize`, or to discard input).
+    public func reset() {
+        let ok = EVP_MAC_init(context, nil, 0, nil)
+        precondition(ok == 1, "EVP_MAC_init (reset) failed")
+    }
+
     public func update(_ bytes: UnsafeRawBufferPointer) {
         guard bytes.count > 0 else { return }
         let ok = EVP_MAC_update(context, bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), bytes.count)

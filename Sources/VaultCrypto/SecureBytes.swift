@@ -100,6 +100,9 @@ public protocol ContiguousBytes {
 extension Array: ContiguousBytes where Element == UInt8 {}
 extension ArraySlice: ContiguousBytes where Element == UInt8 {}
 extension SecureBytes: ContiguousBytes {}
+extension UnsafeRawBufferPointer: ContiguousBytes {
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R { try body(self) }
+}
 
 /// Wipes an array of bytes in place (best effort for non-secret-typed temporaries).
 public func secureWipe(_ bytes: inout [UInt8]) {

@@ -5,10 +5,18 @@ import VaultCore
 struct Init: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Create a vault: keys/, policies/, audit/, data/, a vault id and a root key (mode 0600).")
     @OptionGroup var options: VaultOptions
+    @OptionGroup var purpose: PurposeOption
+    @Option(help: ArgumentHelp("Size at which the audit log starts a new segment.", valueName: "BYTES"))
+    var auditSegmentSize: Int = AuditLog.defaultSegmentLimit
+
+    func validate() throws {
+        guard auditSegmentSize >= 4096 else { throw ValidationError("--audit-segment-size must be at least 4096") }
+    }
 
     func run() throws {
         try runCommand {
-            let vault = try Vault.initialize(at: options.root)
+            let vault = try Vault.initialize(at: options.root, context: options.context(purpose: purpose.or("HSYSADMIN")),
+                                             auditSegmentBytes: auditSegmentSize)
             struct Out: Encodable { var vaultId: String; var root: String }
             if options.json {
                 try Console.json(Out(vaultId: vault.idHex, root: vault.layout.root))
@@ -25,6 +33,7 @@ struct Ingest: ParsableCommand {
         abstract: "Read patient data, partition it by patient, and seal it into encrypted, signed shards.",
         discussion: "PATH is a Synthea CSV folder, FHIR NDJSON files or folders, or FHIR Bundle files, folders or .tgz archives.")
     @OptionGroup var options: VaultOptions
+    @OptionGroup var purpose: PurposeOption
     @Option(help: "Dataset name (a-z, 0-9, '.', '_', '-').") var dataset: String
     @Option(help: "Input format: synthea-csv, fhir-ndjson or fhir-bundle.") var format: String
     @Option(help: "Number of shards (default: at least 4, one per 128 MiB of input).") var shards: Int?
@@ -39,9 +48,11 @@ struct Ingest: ParsableCommand {
 
     func run() throws {
         try runCommand {
-            let vault = try Vault.open(at: options.root, lock: .exclusive)
-            let report = try Ingestor(vault: vault).ingest(dataset: dataset, format: InputFormat(rawValue: format)!, paths: paths,
-                                                           shards: shards, replace: replace)
+            let vault = try options.open(lock: .exclusive, purpose: purpose.or("HSYSADMIN"))
+            let report = try vault.perform(AuditAction.ingest, resource: AuditResource(dataset: dataset)) {
+                try Ingestor(vault: vault).ingest(dataset: dataset, format: InputFormat(rawValue: format)!, paths: paths,
+                                                  shards: shards, replace: replace)
+            }
             for warning in report.warnings { Console.error("warning: \(warning)") }
             if options.json { try Console.json(report); return }
             Console.out("Ingested dataset '\(report.dataset)' generation \(report.generation) from \(report.format) into \(report.shards) shards")
@@ -62,11 +73,13 @@ struct Datasets: ParsableCommand {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List datasets with their generation, shards and record counts.")
         @OptionGroup var options: VaultOptions
+    @OptionGroup var purpose: PurposeOption
 
         func run() throws {
             try runCommand {
-                let catalog = DatasetCatalog(vault: try Vault.open(at: options.root, lock: .shared))
-                let manifests = try catalog.names().map { try catalog.manifest($0) }
+                let vault = try options.open(lock: .shared, purpose: purpose.or("HSYSADMIN"))
+                let catalog = DatasetCatalog(vault: vault)
+                let manifests = try vault.perform(AuditAction.datasetsRead) { try catalog.names().map { try catalog.manifest($0) } }
                 if options.json {
                     struct Row: Encodable { var dataset: String; var generation: Int; var shards: Int; var format: String; var records: RecordCounts }
                     try Console.json(manifests.map { Row(dataset: $0.dataset, generation: $0.generation, shards: $0.shardCount, format: $0.sourceFormat, records: $0.totals) })
@@ -84,11 +97,15 @@ struct Datasets: ParsableCommand {
     struct Show: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show a dataset: generation, keys, shards and record counts per kind.")
         @OptionGroup var options: VaultOptions
+    @OptionGroup var purpose: PurposeOption
         @Argument(help: "Dataset name.") var name: String
 
         func run() throws {
             try runCommand {
-                let manifest = try DatasetCatalog(vault: try Vault.open(at: options.root, lock: .shared)).manifest(name)
+                let vault = try options.open(lock: .shared, purpose: purpose.or("HSYSADMIN"))
+                let manifest = try vault.perform(AuditAction.datasetsRead, resource: AuditResource(dataset: name)) {
+                    try DatasetCatalog(vault: vault).manifest(name)
+                }
                 if options.json { try Console.json(manifest); return }
                 Console.out("Dataset     \(manifest.dataset)")
                 Console.out("Generation  \(manifest.generation) (created \(manifest.created), from \(manifest.sourceFormat))")
@@ -110,12 +127,13 @@ struct Verify: ParsableCommand {
         abstract: "Verify datasets: manifest signature, every shard's MAC and digests; with --deep, also decrypt every chunk.",
         discussion: "Without --deep no decryption key is used. Exits 0 when intact, 65 when anything is wrong.")
     @OptionGroup var options: VaultOptions
+    @OptionGroup var purpose: PurposeOption
     @Option(help: "Verify only this dataset (default: all).") var dataset: String?
     @Flag(help: "Also unwrap each data key, check the commitment and decrypt and decode every chunk.") var deep = false
 
     func run() throws {
         try runCommand {
-            let vault = try Vault.open(at: options.root, lock: .shared)
+            let vault = try options.open(lock: .shared, purpose: purpose.or("HSYSADMIN"))
             let catalog = DatasetCatalog(vault: vault)
             let names = try catalog.names()
             if let dataset {
@@ -123,7 +141,19 @@ struct Verify: ParsableCommand {
                 guard names.contains(dataset) else { throw VaultError(.noInput, "no dataset named '\(dataset)'", location: vault.layout.data) }
             }
             let selected = dataset.map { [$0] } ?? names
-            let results = selected.map { Verifier(vault: vault).verify(dataset: $0, deep: deep) }
+            if selected.isEmpty { try vault.perform(AuditAction.verify) {} }
+            let results = try selected.map { name in
+                try vault.perform(AuditAction.verify, resource: AuditResource(dataset: name)) {
+                    let result = Verifier(vault: vault).verify(dataset: name, deep: deep)
+                    if let failure = result.auditFailure { throw failure }
+                    if !result.ok {
+                        let first = result.problems.first ?? result.shards.first { !$0.ok }?.problem ?? "verification failed"
+                        try vault.audit.append(AuditEvent(action: AuditAction.verify, resource: AuditResource(dataset: name, generation: result.generation),
+                                                          outcome: .error, reason: first))
+                    }
+                    return result
+                }
+            }
             if options.json {
                 try Console.json(results)
             } else {

@@ -11,7 +11,7 @@ struct ShardVault: ParsableCommand {
         Exit codes (sysexits): 0 ok, 64 usage, 65 bad data or failed verification, 66 missing input,
         73 cannot create, 74 I/O error, 77 permission denied, 78 configuration error.
         """,
-        subcommands: [Init.self, Ingest.self, Datasets.self, Verify.self, SelfTest.self, Generate.self])
+        subcommands: [Init.self, Ingest.self, Datasets.self, Verify.self, Audit.self, SelfTest.self, Generate.self])
 }
 
 /// Options every vault command takes.
@@ -22,9 +22,30 @@ struct VaultOptions: ParsableArguments {
     @Flag(name: .customLong("json"), help: "Print machine-readable JSON on stdout.")
     var json = false
 
+    @Option(name: .customLong("as"), help: ArgumentHelp("Principal acting (default: $SHARDVAULT_PRINCIPAL or the operating-system user).", valueName: "PRINCIPAL"))
+    var principal: String?
+
     var root: String {
         vault ?? ProcessInfo.processInfo.environment["SHARDVAULT_VAULT"] ?? FileManager.default.currentDirectoryPath
     }
+
+    /// Who acts and why, for the audit log.
+    func context(purpose: String) -> AuditContext {
+        AuditContext(principal: principal ?? ProcessInfo.processInfo.environment["SHARDVAULT_PRINCIPAL"], purpose: purpose)
+    }
+
+    /// Opens the vault for a command; every access it makes is audited under this context.
+    func open(lock: VaultLock.Mode, purpose: String) throws -> Vault {
+        try Vault.open(at: root, lock: lock, context: context(purpose: purpose))
+    }
+}
+
+/// The purpose of use a command declares.
+struct PurposeOption: ParsableArguments {
+    @Option(help: ArgumentHelp("HL7 PurposeOfUse code recorded with every access (default: HSYSADMIN; HCOMPL for audit review).", valueName: "CODE"))
+    var purpose: String?
+
+    func or(_ fallback: String) -> String { purpose ?? fallback }
 }
 
 /// Runs a command body, mapping vault errors to a message on stderr and a sysexits code.

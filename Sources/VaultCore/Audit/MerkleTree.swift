@@ -154,3 +154,41 @@ public enum MerkleTree {
         guard ConstantTime.equals(sr, newRoot) else { throw ProofError("new root does not match") }
     }
 }
+
+/// The right edge of an RFC 6962 tree: the roots of its perfect subtrees, largest first
+/// (one per set bit of the size). Enough to append leaves and compute the root at every
+/// size without keeping the leaves.
+public struct MerkleFrontier: Sendable, Equatable {
+    public private(set) var size: Int
+    public private(set) var peaks: [[UInt8]]
+
+    public init() {
+        size = 0
+        peaks = []
+    }
+
+    /// A frontier from saved peaks; nil when their number does not match the size.
+    public init?(size: Int, peaks: [[UInt8]]) {
+        guard size >= 0, size.nonzeroBitCount == peaks.count, peaks.allSatisfy({ $0.count == MerkleTree.hashLength }) else { return nil }
+        self.size = size
+        self.peaks = peaks
+    }
+
+    public mutating func append(leafHash: [UInt8]) {
+        peaks.append(leafHash)
+        var n = size
+        while n & 1 == 1 {
+            let right = peaks.removeLast()
+            let left = peaks.removeLast()
+            peaks.append(MerkleTree.nodeHash(left, right))
+            n >>= 1
+        }
+        size += 1
+    }
+
+    public var root: [UInt8] {
+        guard var hash = peaks.last else { return MerkleTree.emptyRoot }
+        for left in peaks.dropLast().reversed() { hash = MerkleTree.nodeHash(left, hash) }
+        return hash
+    }
+}

@@ -76,12 +76,18 @@ public struct Ingestor {
             if name.count == 7, name.hasPrefix("g"), let n = Int(name.dropFirst()) { highest = max(highest, n) }
         }
         let generation = highest + 1
-        try vault.keyring.ensureDatasetKeys(dataset, now: now)
+        let created = try vault.keyring.ensureDatasetKeys(dataset, now: now)
         try vault.keyring.save()
         guard let kekRecord = vault.keyring.active(dataset, .kek), let signingRecord = vault.keyring.active(dataset, .signing),
               let partitionRecord = vault.keyring.active(dataset, .partition) else {
             throw VaultError(.configuration, "dataset '\(dataset)' has no active KEK, signing or partition key")
         }
+        // Audited before any key is unwrapped or used.
+        try vault.audit.append(created.map {
+            AuditEvent(action: AuditAction.keyCreate, resource: AuditResource(dataset: dataset, key: $0.id, keyVersion: $0.version))
+        } + [kekRecord, signingRecord, partitionRecord].map {
+            AuditEvent(action: AuditAction.keyUse, resource: AuditResource(dataset: dataset, generation: generation, key: $0.id, keyVersion: $0.version))
+        })
         let kek = try vault.keyring.material(dataset: dataset, kind: .kek, version: kekRecord.version)
         let signing = try vault.keyring.material(dataset: dataset, kind: .signing, version: signingRecord.version)
         let partition = try vault.keyring.material(dataset: dataset, kind: .partition, version: partitionRecord.version)
@@ -167,6 +173,13 @@ public struct Ingestor {
         guard entries.count == shardCount else { throw VaultError(.software, "not every shard was written") }
         let totals = entries.reduce(RecordCounts()) { $0 + $1.records }
 
+        // Every shard written is on the audit log before anything becomes visible.
+        try vault.audit.append(entries.map {
+            AuditEvent(action: AuditAction.shardWrite, resource: AuditResource(dataset: dataset, generation: generation, shard: $0.file,
+                                                                              key: kekRecord.id, keyVersion: kekRecord.version,
+                                                                              sha256: $0.bodySha256, size: $0.size))
+        })
+
         // Publish: move the generation into place, then the manifest (the commit point).
         try FileIO.fsyncDirectory(staging)
         let generationDir = datasetDir + "/" + Manifest.generationDirectory(generation)
@@ -192,7 +205,14 @@ public struct Ingestor {
             FileIO.removeTree(generationDir)
             throw error
         }
-        // Committed. What follows cannot undo the ingest; failures are reported as warnings.
+        // Committed. The manifest's generation and hash go on the log, so that a manifest rolled
+        // back to an older generation is detected by `verify`. If this entry cannot be written
+        // the command fails with exit 74, but the new generation stays committed.
+        let manifestSha256 = Hex.encode(Digest.sha256(manifestBytes))
+        try vault.audit.append(AuditEvent(action: AuditAction.manifestCommit,
+                                          resource: AuditResource(dataset: dataset, generation: generation, sha256: manifestSha256,
+                                                                  size: manifestBytes.count)))
+        // What follows cannot undo the ingest; failures are reported as warnings.
         var warnings: [String] = []
         do { try FileIO.fsyncDirectory(datasetDir) } catch { warnings.append("\(error)") }
         if let previous {
@@ -203,7 +223,7 @@ public struct Ingestor {
         return IngestReport(dataset: dataset, generation: generation, format: format.rawValue, shards: shardCount, records: totals,
                             inputBytes: sink.inputBytes, plaintextBytes: results.plaintextBytes, sealedBytes: entries.reduce(0) { $0 + $1.size },
                             seconds: Date().timeIntervalSince(started), skippedFiles: sink.skippedFiles,
-                            manifestSha256: Hex.encode(Digest.sha256(manifestBytes)), replacedGeneration: previous?.generation,
+                            manifestSha256: manifestSha256, replacedGeneration: previous?.generation,
                             warnings: warnings)
     }
 

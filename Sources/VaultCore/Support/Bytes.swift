@@ -72,15 +72,15 @@ struct CanonicalReader {
     }
 }
 
-enum Hex {
-    static func encode<B: Sequence>(_ bytes: B) -> String where B.Element == UInt8 {
+public enum Hex {
+    public static func encode<B: Sequence>(_ bytes: B) -> String where B.Element == UInt8 {
         let digits: [Character] = Array("0123456789abcdef")
         var s = ""
         for b in bytes { s.append(digits[Int(b >> 4)]); s.append(digits[Int(b & 0xf)]) }
         return s
     }
 
-    static func decode(_ text: String) -> [UInt8]? {
+    public static func decode(_ text: String) -> [UInt8]? {
         let chars = Array(text.utf8)
         guard chars.count % 2 == 0 else { return nil }
         var out = [UInt8]()

@@ -13,6 +13,8 @@ public struct VaultError: Error, CustomStringConvertible, Sendable {
         public static let noInput = Code(name: "missing input", exitStatus: 66)
         public static let cannotCreate = Code(name: "cannot create", exitStatus: 73)
         public static let ioError = Code(name: "I/O error", exitStatus: 74)
+        /// The audit log cannot be written, so the access was refused.
+        public static let auditUnavailable = Code(name: "audit log unavailable", exitStatus: 74)
         public static let permissionDenied = Code(name: "permission denied", exitStatus: 77)
         public static let configuration = Code(name: "configuration error", exitStatus: 78)
         public static let software = Code(name: "internal error", exitStatus: 70)

@@ -19,6 +19,10 @@ public struct DatasetVerification: Codable, Sendable {
     public var problems: [String]
     public var bytesChecked: Int
     public var seconds: Double
+    /// Set when the audit log could not record the decryptions, so none took place.
+    public var auditFailure: VaultError?
+
+    enum CodingKeys: String, CodingKey { case dataset, generation, deep, ok, shards, problems, bytesChecked, seconds }
 }
 
 /// `verify`: checks manifests and shards. Without `deep`, only the signing key is used;
@@ -44,6 +48,38 @@ public struct Verifier {
         }
         result.generation = manifest.generation
         let generationDir = datasetDir + "/" + manifest.generationDirectory
+
+        // Rollback: the manifest must be the latest one the audit log recorded for the dataset.
+        do {
+            if let recorded = try vault.audit.recordedManifests()[dataset] {
+                let onDisk = Hex.encode(Digest.sha256(try FileIO.readAll(datasetDir + "/" + ManifestFile.name)))
+                if manifest.generation < recorded.generation {
+                    result.problems.append("\(datasetDir)/\(ManifestFile.name): manifest is generation \(manifest.generation), but audit entry \(recorded.seq) records generation \(recorded.generation): the dataset was rolled back")
+                } else if manifest.generation == recorded.generation && onDisk != recorded.sha256 {
+                    result.problems.append("\(datasetDir)/\(ManifestFile.name): manifest of generation \(manifest.generation) is not the one audit entry \(recorded.seq) records (SHA-256 differs)")
+                }
+            }
+        } catch {
+            result.problems.append(String(describing: error))
+            result.seconds = Date().timeIntervalSince(started)
+            return result
+        }
+
+        // Fail closed: every shard decryption is on the audit log, durably, before it happens.
+        if deep {
+            do {
+                try vault.audit.append(manifest.shards.map {
+                    AuditEvent(action: AuditAction.shardDecrypt,
+                               resource: AuditResource(dataset: dataset, generation: manifest.generation, shard: $0.file,
+                                                       key: Keyring.keyId(dataset, .kek), keyVersion: $0.kekVersion))
+                })
+            } catch {
+                result.problems.append(String(describing: error))
+                result.auditFailure = error as? VaultError
+                result.seconds = Date().timeIntervalSince(started)
+                return result
+            }
+        }
 
         // Files that should not be there.
         if let names = try? FileIO.listDirectory(generationDir) {

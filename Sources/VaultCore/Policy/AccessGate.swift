@@ -1,0 +1,84 @@
+import Foundation
+
+/// HL7 v3 PurposeOfUse codes (value set 2.16.840.1.113883.1.11.20448, code system
+/// v3-ActReason): the purposes of use a request may name.
+public enum PurposeOfUse {
+    public static let system = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
+    public static let codes: Set<String> = [
+        "HMARKT", "HOPERAT", "CAREMGT", "DONAT", "FRAUD", "GOV", "HACCRED", "HCOMPL", "HDECD", "HDIRECT",
+        "HDM", "HLEGAL", "HOUTCOMS", "HPRGRP", "HQUALIMP", "HSYSADMIN", "LABELING", "METAMGT", "MEMADMIN", "MILCDM",
+        "PATADMIN", "PATSFTY", "PERFMSR", "RECORDMGT", "SYSDEV", "HTEST", "TRAIN", "HPAYMT", "CLMATTCH", "COVAUTH",
+        "COVERAGE", "ELIGDTRM", "ELIGVER", "ENROLLM", "MILDCRG", "REMITADV", "HRESCH", "BIORCH", "CLINTRCH",
+        "CLINTRCHNPC", "CLINTRCHPC", "PRECLINTRCH", "DSRCH", "POARCH", "TRANSRCH", "PATRQT", "FAMRQT", "PWATRQT",
+        "SUPNWK", "PUBHLTH", "DISASTER", "THREAT", "TREAT", "CLINTRL", "COC", "ETREAT", "BTG", "ERTREAT", "POPHLTH",
+    ]
+}
+
+/// An access decision and the rule that made it.
+public struct AccessDecision: Sendable, Equatable {
+    public var allowed: Bool
+    public var rule: String
+}
+
+/// Decides whether a request may proceed. Deny by default: a request must name a valid
+/// principal and a known purpose of use.
+public enum AccessGate {
+    /// Principal names: 1 to 64 of A-Z, a-z, 0-9, '.', '_', '-', '@'.
+    public static func isValidPrincipal(_ name: String) -> Bool {
+        let bytes = Array(name.utf8)
+        return !bytes.isEmpty && bytes.count <= 64 && bytes.allSatisfy { c in
+            (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c == 46 || c == 95 || c == 45 || c == 64
+        }
+    }
+
+    public static func decide(_ context: AuditContext, action: String, resource: AuditResource) -> AccessDecision {
+        guard isValidPrincipal(context.principal) else {
+            return AccessDecision(allowed: false, rule: "principal names use 1-64 characters A-Z a-z 0-9 . _ - @")
+        }
+        guard PurposeOfUse.codes.contains(context.purpose) else {
+            return AccessDecision(allowed: false, rule: "purpose of use must be an HL7 PurposeOfUse code (unknown purpose is denied)")
+        }
+        return AccessDecision(allowed: true, rule: "known principal syntax and HL7 purpose of use")
+    }
+}
+
+extension Vault {
+    /// Decides `action` on `resource` for this command's principal and purpose, and records
+    /// the decision durably before returning. A denied request throws permission denied
+    /// (exit 77) after its entry is on disk.
+    public func authorize(_ action: String, resource: AuditResource = AuditResource()) throws {
+        let decision = AccessGate.decide(audit.context, action: action, resource: resource)
+        try audit.append(AuditEvent(action: action, resource: resource, outcome: decision.allowed ? .success : .denied,
+                                    reason: (decision.allowed ? "allowed: " : "denied: ") + decision.rule))
+        guard decision.allowed else {
+            throw VaultError(.permissionDenied, "\(audit.context.principal) may not \(action) for purpose '\(audit.context.purpose)': \(decision.rule)")
+        }
+    }
+
+    /// Runs a command body as one audited request: the decision is recorded before the body
+    /// runs, a failure of the body is recorded with its reason, and a signed checkpoint is
+    /// written at the end either way.
+    @discardableResult
+    public func perform<T>(_ action: String, resource: AuditResource = AuditResource(), _ body: () throws -> T) throws -> T {
+        do {
+            try authorize(action, resource: resource)
+        } catch let error as VaultError where error.code == .auditUnavailable {
+            throw error // nothing can be recorded
+        } catch {
+            _ = try? audit.checkpoint()
+            throw error
+        }
+        let value: T
+        do {
+            value = try body()
+        } catch let error as VaultError where error.code == .auditUnavailable {
+            throw error
+        } catch {
+            _ = try? audit.append(AuditEvent(action: action, resource: resource, outcome: .error, reason: String(describing: error)))
+            _ = try? audit.checkpoint()
+            throw error
+        }
+        try audit.checkpoint()
+        return value
+    }
+}
