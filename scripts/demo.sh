@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the embedded defaults: build, init a throw-away vault, generate a
 # synthetic sample, ingest it into sealed shards, show the dataset, verify it (signatures
-# only, then deep). Pass a patient count to change the sample size (default 1000).
+# only, then deep), then review the audit log and verify it. Pass a patient count to
+# change the sample size (default 1000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -18,4 +19,7 @@ step "$bin" ingest --vault "$vault" --dataset demo --format synthea-csv "$work/s
 step "$bin" datasets show demo --vault "$vault"
 step "$bin" verify --vault "$vault" --dataset demo
 step "$bin" verify --vault "$vault" --dataset demo --deep
+step "$bin" audit log --vault "$vault" --action verify
+step "$bin" audit verify --vault "$vault"
+step "$bin" audit checkpoint --vault "$vault"
 printf '\nThe throw-away vault in %s is removed on exit.\n' "$work"

@@ -53,6 +53,13 @@ func parallel(_ count: Int, threads: Int, _ body: @Sendable @escaping (Int) thro
 }
 
 let arguments = CommandLine.arguments
+if arguments.count > 1 && arguments[1] == "audit" {
+    // shardvault-bench audit [ENTRIES (default 1000000)] [BATCH (default 1000)] [WORK_DIR]
+    try runAuditBench(entries: arguments.count > 2 ? Int(arguments[2]) ?? 1_000_000 : 1_000_000,
+                      batch: arguments.count > 3 ? Int(arguments[3]) ?? 1000 : 1000,
+                      base: arguments.count > 4 ? arguments[4] : FileManager.default.temporaryDirectory.path)
+    exit(0)
+}
 let totalMiB = arguments.count > 1 ? Int(arguments[1]) ?? 1024 : 1024
 let shardMiB = 64
 let shardCount = max(1, totalMiB / shardMiB)
