@@ -2,14 +2,16 @@
 # Prints throughput figures next to their references, measured in the same run:
 #   openssl speed (AES-256-GCM, HMAC-SHA256 and SHA-256 at 16 KiB, one process and one per core),
 #   shard sealing and deep verification (one thread and all cores),
-#   ingest of generated Synthea CSV (MB/s of CSV, peak memory) and deep verify of the result.
-# Usage: Benchmarks/run.sh [SEAL_MIB (default 1024)] [PATIENTS (default 100000)] [WORK_DIR (default $TMPDIR)]
+#   ingest of generated Synthea CSV (MB/s of CSV, peak memory) and deep verify of the result,
+#   audit log appends (one writer, batched) and `audit verify` next to the disk's fsync rate.
+# Usage: Benchmarks/run.sh [SEAL_MIB (default 1024)] [PATIENTS (default 100000)] [WORK_DIR (default $TMPDIR)] [AUDIT_ENTRIES (default 1000000)]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 seal_mib="${1:-1024}"
 patients="${2:-100000}"
 work_root="${3:-${TMPDIR:-/tmp}}"
+audit_entries="${4:-1000000}"
 cores="$(nproc)"
 swift build -c release --product shardvault >&2
 swift build -c release --product shardvault-bench >&2
@@ -41,3 +43,9 @@ awk -v b="$csv_bytes" -v w="$wall" -v r="$rss" 'BEGIN { printf "CSV in: %.2f GB,
 jq -r '"shards: \(.shards), plaintext: \(.plaintextBytes/1e9*100|floor/100) GB, sealed: \(.sealedBytes/1e9*100|floor/100) GB, patients: \(.records.patients), observations: \(.records.observations)"' "$work/ingest.json" 2>/dev/null || cat "$work/ingest.json"
 rm -rf "$work/csv"
 /usr/bin/time -f "wall_s=%e" "$bin/shardvault" verify --vault "$work/vault" --dataset bench --deep
+
+echo
+echo "== audit log: $audit_entries entries (fsync rate measured first, in the same run)"
+AUDITBENCH_KEEP=1 "$bin/shardvault-bench" audit "$audit_entries" 1000 "$work"
+/usr/bin/time -f "shardvault audit verify (command line, whole log): wall_s=%e peak_rss_kib=%M" \
+  "$bin/shardvault" audit verify --vault "$work/auditbench-vault"

@@ -194,6 +194,17 @@ struct CanonicalJSON {
 
     mutating func string(_ s: String) {
         bytes.append(0x22)
+        var s = s
+        let plain = s.withUTF8 { utf8 in
+            // The common case: nothing to escape, copy the bytes at once.
+            guard !utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) else { return false }
+            bytes.append(contentsOf: utf8)
+            return true
+        }
+        if plain {
+            bytes.append(0x22)
+            return
+        }
         for c in s.utf8 {
             switch c {
             case 0x22: bytes.append(0x5C); bytes.append(0x22)

@@ -89,6 +89,7 @@ public enum AuditFiles {
 public final class AuditLog: @unchecked Sendable {
     // Mutable state is touched only under `mutex` (and the file lock); hence @unchecked.
     public static let defaultSegmentLimit = 64 << 20
+    static let macPlaceholder = String(repeating: "0", count: 64)
     let layout: VaultLayout
     let vaultId: [UInt8]
     public let key: AuditKey
@@ -152,7 +153,7 @@ public final class AuditLog: @unchecked Sendable {
                     var entry = AuditEntry(seq: h.size, time: AuditTime.now(), principal: Self.sanitise(context.principal, limit: 64), action: event.action,
                                            resource: event.resource, purpose: Self.sanitise(context.purpose, limit: 64), outcome: event.outcome,
                                            reason: event.reason.map { Self.sanitise($0) }, request: context.request,
-                                           prev: Hex.encode(lastLeaf), mac: String(repeating: "0", count: 64))
+                                           prev: Hex.encode(lastLeaf), mac: Self.macPlaceholder)
                     var line = entry.canonicalBytes
                     let mac = try line.withUnsafeBufferPointer { try key.mac(AuditEntry.macInput($0)) }
                     entry.mac = Hex.encode(mac)

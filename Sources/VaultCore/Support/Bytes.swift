@@ -73,11 +73,18 @@ struct CanonicalReader {
 }
 
 public enum Hex {
+    private static let digits: [UInt8] = Array("0123456789abcdef".utf8)
+
     public static func encode<B: Sequence>(_ bytes: B) -> String where B.Element == UInt8 {
-        let digits: [Character] = Array("0123456789abcdef")
-        var s = ""
-        for b in bytes { s.append(digits[Int(b >> 4)]); s.append(digits[Int(b & 0xf)]) }
-        return s
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.underestimatedCount * 2)
+        digits.withUnsafeBufferPointer { d in
+            for b in bytes {
+                out.append(d[Int(b >> 4)])
+                out.append(d[Int(b & 0xf)])
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     public static func decode(_ text: String) -> [UInt8]? {
