@@ -172,7 +172,7 @@ struct CLITests {
         #expect(process.terminationStatus == 0)
     }
 
-    @Test("two ingests started together into one vault both land, and neither loses the other's keys")
+    @Test("two ingests started together both land without losing keys; concurrent deep verifies keep one unforked audit chain")
     func concurrentIngests() throws {
         let vault = TempDir()
         let input = TempDir()
@@ -192,5 +192,29 @@ struct CLITests {
         let verify = try CLI.run(["verify", "--vault", vault.path, "--deep"])
         #expect(verify.status == 0, "\(verify.stderr)")
         #expect(verify.stdout.components(separatedBy: "OK ").count == 4)
+
+        // Readers run side by side (shared vault lock) and all append to one audit log:
+        // the chain must not fork, and every decryption of every run must be on it.
+        var readers: [Process] = []
+        for _ in 0..<4 {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: try #require(CLI.binary))
+            p.arguments = ["verify", "--vault", vault.path, "--deep"]
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            readers.append(p)
+        }
+        for p in readers { p.waitUntilExit(); #expect(p.terminationStatus == 0) }
+        let audit = try CLI.run(["audit", "verify", "--vault", vault.path])
+        #expect(audit.status == 0, "\(audit.stderr)")
+        let log = try CLI.run(["audit", "log", "--vault", vault.path, "--json"])
+        let entries = try log.stdout.split(separator: "\n").map {
+            try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+        #expect(entries.map { $0["seq"] as? Int } == Array(0..<entries.count).map { Optional($0) })
+        // 3 datasets x 2 shards, by the first verify and by each of the 4 concurrent ones.
+        #expect(entries.filter { $0["action"] as? String == "shard.decrypt" }.count == 6 * 5)
+        #expect(Set(entries.compactMap { $0["request"] as? String }).count >= 1 + 3 + 1 + 4)
     }
 }
