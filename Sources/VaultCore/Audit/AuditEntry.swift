@@ -162,8 +162,12 @@ public struct AuditEntry: Codable, Sendable, Equatable {
                                resource: resource, purpose: try string(root["purpose"], "purpose"), outcome: outcome,
                                reason: try optionalString(root["reason"], "reason"), request: try string(root["request"], "request"),
                                prev: try string(root["prev"], "prev"), mac: try string(root["mac"], "mac"))
-        guard entry.prev.utf8.count == 64, Hex.decode(entry.prev) != nil else { throw FormatError("field 'prev' is not 64 hex digits") }
-        guard entry.mac.utf8.count == 64, Hex.decode(entry.mac) != nil else { throw FormatError("field 'mac' is not 64 hex digits") }
+        func isLowerHex(_ text: String, _ count: Int) -> Bool {
+            text.utf8.count == count && text.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }
+        }
+        guard isLowerHex(entry.prev, 64) else { throw FormatError("field 'prev' is not 64 lower-case hex digits") }
+        guard isLowerHex(entry.mac, 64) else { throw FormatError("field 'mac' is not 64 lower-case hex digits") }
+        guard isLowerHex(entry.request, 32) else { throw FormatError("field 'request' is not 32 lower-case hex digits") }
         guard AuditTime.isValid(entry.time) else { throw FormatError("field 'time' is not RFC 3339 UTC with microseconds") }
         let canonical = entry.canonicalBytes
         guard canonical.count == line.count, canonical.withUnsafeBufferPointer({ memcmp($0.baseAddress!, line.baseAddress!, line.count) == 0 }) else {

@@ -10,11 +10,16 @@ public struct AuditContext: Sendable, Equatable {
     public var purpose: String
     public var request: String
 
-    /// `principal` defaults to the operating-system user; `request` to 16 random bytes in hex.
+    /// `principal` defaults to the operating-system user; `request` (32 lower-case hex digits)
+    /// to 16 random bytes in hex.
     public init(principal: String? = nil, purpose: String, request: String? = nil) {
         self.principal = principal ?? Self.operatingSystemUser
         self.purpose = purpose
-        self.request = request ?? Hex.encode((try? SystemRandom.bytes(16)) ?? Array(repeating: 0, count: 16))
+        if let request, request.utf8.count == 32, request.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }) {
+            self.request = request
+        } else {
+            self.request = Hex.encode((try? SystemRandom.bytes(16)) ?? Array(repeating: 0, count: 16))
+        }
     }
 
     /// The name of the effective user, or `uid-N` when it has none.

@@ -61,6 +61,7 @@ public struct Verifier {
             }
         } catch {
             result.problems.append(String(describing: error))
+            if let error = error as? VaultError, error.code == .auditUnavailable { result.auditFailure = error }
             result.seconds = Date().timeIntervalSince(started)
             return result
         }
