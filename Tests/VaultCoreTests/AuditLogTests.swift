@@ -410,7 +410,7 @@ struct AuditLogAttackTests {
         lines.removeLast(count)
         try K.write(K.join(lines), to: path)
         let p = problem(vault)
-        #expect(p.contains("covers \(total) entries but the log has only \(total - count)"), "\(p)")
+        #expect(p.contains("covers \(total) entries but the log ends before entry \(total - count)"), "\(p)")
         #expect(p.contains("removed from the end"))
         #expect(p.contains(vault.layout.audit + "/checkpoint"), "the problem names a checkpoint file: \(p)")
 
@@ -418,7 +418,7 @@ struct AuditLogAttackTests {
         try FileManager.default.removeItem(atPath: vault.layout.audit + "/checkpoints")
         try FileManager.default.removeItem(atPath: vault.layout.audit + "/checkpoint")
         let q = problem(vault)
-        #expect(q.contains("audit.state") && q.contains("recorded \(total) entries but the log has only \(total - count)"), "\(q)")
+        #expect(q.contains("audit.state") && q.contains("recorded \(total) entries but the log ends before entry \(total - count)"), "\(q)")
 
         // The writer refuses to extend a truncated log, even when reopened.
         let reopened = try Vault.open(at: vault.layout.root)
@@ -435,7 +435,7 @@ struct AuditLogAttackTests {
         let remaining = entries.filter { $0.segment != newest }.count
         try FileManager.default.removeItem(atPath: K.segmentPath(vault, newest))
         let p = problem(vault)
-        #expect(p.contains("covers \(entries.count) entries but the log has only \(remaining)"), "\(p)")
+        #expect(p.contains("covers \(entries.count) entries but the log ends before entry \(remaining)"), "\(p)")
     }
 
     /// Appends an entry with the right sequence number and chain hash but a MAC under

@@ -57,6 +57,8 @@ public struct AuditLogReader {
         public var segments = 0
         /// Bytes after the last newline of the newest segment: an interrupted write.
         public var incompleteTail = 0
+        /// Path of the newest segment read.
+        public var lastSegment: String?
         /// Roots at the sizes asked for.
         public var roots: [Int: [UInt8]] = [:]
         /// Frontier and leaf hash of the entry before, at the sizes asked for.
@@ -102,6 +104,7 @@ public struct AuditLogReader {
         let mac = try macKey.map { try HMACSHA256(key: $0.macKey) }
         for (index, segment) in segments.enumerated() {
             summary.segments += 1
+            summary.lastSegment = segment.path
             guard segment.firstSeq == summary.frontier.size else {
                 throw AuditProblem(location: segment.path, message: segment.firstSeq > summary.frontier.size
                     ? "segment starts at entry \(segment.firstSeq) but the log before it ends at entry \(summary.frontier.size - 1): entries \(summary.frontier.size)...\(segment.firstSeq - 1) are missing"
@@ -269,7 +272,7 @@ public struct AuditVerifier {
             for stored in checkpoints.sorted(by: { $0.checkpoint.treeSize < $1.checkpoint.treeSize }) {
                 let size = stored.checkpoint.treeSize
                 if size > summary.treeSize {
-                    throw AuditProblem(location: stored.path, message: "signed checkpoint covers \(size) entries but the log has only \(summary.treeSize): entries were removed from the end")
+                    throw AuditProblem(location: stored.path, message: "signed checkpoint covers \(size) entries but the log ends before entry \(summary.treeSize) (in \(summary.lastSegment ?? layout.audit)): entries \(summary.treeSize)...\(size - 1) were removed from the end")
                 }
                 guard let root = summary.roots[size] else {
                     result.warnings.append("\(stored.path): checkpoint at size \(size) predates the retained log (entries before \(summary.firstSeq) are archived); not checked")
@@ -282,7 +285,7 @@ public struct AuditVerifier {
             if let state {
                 let path = layout.keys + "/audit.state"
                 if state.size > summary.treeSize {
-                    throw AuditProblem(location: path, message: "the writer recorded \(state.size) entries but the log has only \(summary.treeSize): entries were removed from the end")
+                    throw AuditProblem(location: path, message: "the writer recorded \(state.size) entries but the log ends before entry \(summary.treeSize) (in \(summary.lastSegment ?? layout.audit)): entries were removed from the end")
                 }
                 let recorded = MerkleFrontier(size: state.size, peaks: state.peaks.compactMap(Hex.decode))?.root
                 if let root = summary.roots[state.size], root != recorded {

@@ -49,7 +49,8 @@ public enum FHIRAuditExport {
             "action": actionCode(e.action),
             "recorded": e.time,
             "outcome": e.outcome == .success ? "0" : e.outcome == .denied ? "4" : "8",
-            "purposeOfEvent": [["coding": [["system": PurposeOfUse.system, "code": e.purpose]]]],
+            // A purpose outside the value set (a denied request) is kept as text only.
+            "purposeOfEvent": [PurposeOfUse.codes.contains(e.purpose) ? ["coding": [["system": PurposeOfUse.system, "code": e.purpose]]] : ["text": e.purpose]],
             "agent": [[
                 "type": ["coding": [["system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP", "display": "information recipient"]]],
                 "who": ["identifier": ["system": "urn:shardvault:principal", "value": e.principal]],
