@@ -73,7 +73,7 @@ struct Datasets: ParsableCommand {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List datasets with their generation, shards and record counts.")
         @OptionGroup var options: VaultOptions
-    @OptionGroup var purpose: PurposeOption
+        @OptionGroup var purpose: PurposeOption
 
         func run() throws {
             try runCommand {
@@ -97,7 +97,7 @@ struct Datasets: ParsableCommand {
     struct Show: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show a dataset: generation, keys, shards and record counts per kind.")
         @OptionGroup var options: VaultOptions
-    @OptionGroup var purpose: PurposeOption
+        @OptionGroup var purpose: PurposeOption
         @Argument(help: "Dataset name.") var name: String
 
         func run() throws {

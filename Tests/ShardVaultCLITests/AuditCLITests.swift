@@ -172,22 +172,7 @@ fileprivate enum RFC9162 {
 /// Runs any program (openssl, unshare) and collects its output, like `CLI.run`.
 fileprivate enum AuditTool {
     static func run(_ executable: String, _ arguments: [String]) throws -> CLI.Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        env.removeValue(forKey: "SHARDVAULT_VAULT")
-        env.removeValue(forKey: "SHARDVAULT_PRINCIPAL")
-        process.environment = env
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return CLI.Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                          stderr: String(decoding: errData, as: UTF8.self))
+        try CLI.runProgram(executable, arguments)
     }
 
     static let unshareWorks: Bool = {

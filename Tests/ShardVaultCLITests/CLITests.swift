@@ -37,11 +37,18 @@ enum CLI {
 
     static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
         guard let binary else { throw CLIError.missingBinary }
+        return try runProgram(binary, arguments, environment: environment)
+    }
+
+    /// Runs any program (the binary, openssl, unshare) without the caller's ShardVault
+    /// environment variables, and collects its output.
+    static func runProgram(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> Result {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         env.removeValue(forKey: "SHARDVAULT_VAULT")
+        env.removeValue(forKey: "SHARDVAULT_PRINCIPAL")
         for (k, v) in environment { env[k] = v }
         process.environment = env
         let out = Pipe(), err = Pipe()
