@@ -19,7 +19,7 @@ step "$bin" ingest --vault "$vault" --dataset demo --format synthea-csv "$work/s
 step "$bin" datasets show demo --vault "$vault"
 step "$bin" verify --vault "$vault" --dataset demo
 step "$bin" verify --vault "$vault" --dataset demo --deep
-step "$bin" audit log --vault "$vault" --action verify
+step "$bin" audit log --vault "$vault" --dataset demo
 step "$bin" audit verify --vault "$vault"
 step "$bin" audit checkpoint --vault "$vault"
 printf '\nThe throw-away vault in %s is removed on exit.\n' "$work"

@@ -83,10 +83,11 @@ public struct AuditLogReader {
     }
 
     /// Reads every entry, calling `body` with each; records the root at each size in
-    /// `rootsAt`. Throws the first problem.
+    /// `rootsAt`. Throws the first problem. With `parallel` (and no `body`), segments are
+    /// checked side by side on every core and joined in order afterwards.
     @discardableResult
-    public func scan(rootsAt sizes: Set<Int> = [], frontiersAt frontierSizes: Set<Int> = [],
-                     _ body: (ScannedEntry) throws -> Void = { _ in }) throws -> Summary {
+    public func scan(rootsAt sizes: Set<Int> = [], frontiersAt frontierSizes: Set<Int> = [], parallel: Bool = false,
+                     _ body: ((ScannedEntry) throws -> Void)? = nil) throws -> Summary {
         var summary = Summary()
         let segments = try segmentPaths()
         var lastLeaf = [UInt8](repeating: 0, count: 32)
@@ -100,8 +101,28 @@ public struct AuditLogReader {
             lastLeaf = leaf
         }
         if sizes.contains(summary.frontier.size) { summary.roots[summary.frontier.size] = summary.frontier.root }
+
+        // Checks that need no earlier segment, side by side when asked.
+        var precomputed: [SegmentCheck?] = Array(repeating: nil, count: segments.count)
+        if parallel && body == nil && segments.count > 1 {
+            let results = SegmentChecks(count: segments.count)
+            let next = AtomicCounter()
+            let key = macKey
+            let workers = min(ProcessInfo.processInfo.activeProcessorCount, segments.count)
+            DispatchQueue.concurrentPerform(iterations: workers) { _ in
+                let tape = JSONTape(capacity: 4096)
+                while true {
+                    let i = next.increment()
+                    if i >= segments.count { return }
+                    let check = Self.check(segment: segments[i], isNewest: i == segments.count - 1, expectedPrev: nil,
+                                           tape: tape, macKey: key, body: nil)
+                    results.set(i, check)
+                }
+            }
+            precomputed = results.all
+        }
+
         let tape = JSONTape(capacity: 4096)
-        let mac = try macKey.map { try HMACSHA256(key: $0.macKey) }
         for (index, segment) in segments.enumerated() {
             summary.segments += 1
             summary.lastSegment = segment.path
@@ -110,54 +131,109 @@ public struct AuditLogReader {
                     ? "segment starts at entry \(segment.firstSeq) but the log before it ends at entry \(summary.frontier.size - 1): entries \(summary.frontier.size)...\(segment.firstSeq - 1) are missing"
                     : "segment starts at entry \(segment.firstSeq) but the log before it already reaches entry \(summary.frontier.size - 1)")
             }
-            let bytes: [UInt8]
-            do { bytes = try FileIO.readAll(segment.path) } catch {
-                throw AuditProblem(location: segment.path, message: "cannot read segment (\(error))")
+            let check = precomputed[index] ?? Self.check(segment: segment, isNewest: index == segments.count - 1, expectedPrev: lastLeaf,
+                                                          tape: tape, macKey: macKey, body: body)
+            // The first entry's link to the segment before, when it was checked apart.
+            if let firstPrev = check.firstPrev, check.problemLine > 1, firstPrev != Hex.encode(lastLeaf) {
+                throw AuditProblem(location: "\(segment.path):1 (entry \(segment.firstSeq))",
+                                   message: "'prev' is not the hash of the entry before: that entry, or this one, was altered, removed or reordered")
             }
-            try bytes.withUnsafeBufferPointer { buffer in
-                var start = 0
-                var lineNumber = 0
-                while start < buffer.count {
-                    lineNumber += 1
-                    guard let newline = buffer[start...].firstIndex(of: 0x0A) else {
-                        guard index == segments.count - 1 else {
-                            throw AuditProblem(location: "\(segment.path):\(lineNumber)", message: "incomplete entry (no newline) in a segment that is not the newest")
-                        }
-                        summary.incompleteTail = buffer.count - start
-                        return
-                    }
-                    let line = UnsafeBufferPointer(rebasing: buffer[start..<newline])
-                    let seq = summary.frontier.size
-                    let location = "\(segment.path):\(lineNumber) (entry \(seq))"
-                    let entry: AuditEntry
-                    do { entry = try AuditEntry.parse(line, tape: tape) } catch {
-                        throw AuditProblem(location: location, message: "\(error)")
-                    }
-                    guard entry.seq == seq else {
-                        throw AuditProblem(location: location, message: "sequence number is \(entry.seq), expected \(seq): entries were removed, reordered or inserted")
-                    }
-                    guard entry.prev == Hex.encode(lastLeaf) else {
-                        throw AuditProblem(location: location, message: "'prev' is not the hash of the entry before: that entry, or this one, was altered, removed or reordered")
-                    }
-                    if let mac {
-                        mac.reset()
-                        mac.update(UnsafeRawBufferPointer(AuditEntry.macInput(line)))
-                        guard ConstantTime.equals(mac.finalize(), Hex.decode(entry.mac) ?? []) else {
-                            throw AuditProblem(location: location, message: "MAC does not verify under the vault's audit key: the entry was forged or altered")
-                        }
-                    }
-                    let leaf = MerkleTree.leafHash(UnsafeRawBufferPointer(line))
-                    summary.frontier.append(leafHash: leaf)
-                    lastLeaf = leaf
-                    if sizes.contains(summary.frontier.size) { summary.roots[summary.frontier.size] = summary.frontier.root }
-                    if frontierSizes.contains(summary.frontier.size) { summary.frontiers[summary.frontier.size] = (summary.frontier, leaf) }
-                    try body(ScannedEntry(entry: entry, leafHash: leaf, segment: segment.name, line: lineNumber))
-                    start = newline + 1
-                }
+            for leaf in check.leaves {
+                summary.frontier.append(leafHash: leaf)
+                lastLeaf = leaf
+                if sizes.contains(summary.frontier.size) { summary.roots[summary.frontier.size] = summary.frontier.root }
+                if frontierSizes.contains(summary.frontier.size) { summary.frontiers[summary.frontier.size] = (summary.frontier, leaf) }
             }
+            if let problem = check.problem { throw problem }
+            summary.incompleteTail = check.incompleteTail
         }
         summary.treeSize = summary.frontier.size
         return summary
+    }
+
+    /// What checking one segment gives: the leaf hash of each valid entry up to the first
+    /// problem, and that problem.
+    struct SegmentCheck: Sendable {
+        var leaves: [[UInt8]] = []
+        /// `prev` of the first entry, when the entry before was not known.
+        var firstPrev: String?
+        var incompleteTail = 0
+        var problem: AuditProblem?
+        var problemLine = Int.max
+    }
+
+    /// Checks the lines of one segment: canonical form, sequence numbers (the segment's name
+    /// gives the first), the chain (from `expectedPrev` when given, else from the second
+    /// line on), and MACs. Calls `body` with each entry that passes, in order.
+    static func check(segment: (path: String, name: String, firstSeq: Int), isNewest: Bool, expectedPrev: [UInt8]?,
+                      tape: JSONTape, macKey: AuditKey?, body: ((ScannedEntry) throws -> Void)?) -> SegmentCheck {
+        var result = SegmentCheck()
+        func fail(_ line: Int, _ location: String, _ message: String) {
+            result.problem = AuditProblem(location: location, message: message)
+            result.problemLine = line
+        }
+        var mac: HMACSHA256?
+        if let macKey {
+            do { mac = try HMACSHA256(key: macKey.macKey) } catch {
+                fail(1, segment.path, "cannot set up the MAC check (\(error))")
+                return result
+            }
+        }
+        let bytes: [UInt8]
+        do { bytes = try FileIO.readAll(segment.path) } catch {
+            fail(1, segment.path, "cannot read segment (\(error))")
+            return result
+        }
+        var lastLeaf = expectedPrev
+        bytes.withUnsafeBufferPointer { buffer in
+            var start = 0
+            var lineNumber = 0
+            while start < buffer.count {
+                lineNumber += 1
+                guard let newline = buffer[start...].firstIndex(of: 0x0A) else {
+                    if isNewest {
+                        result.incompleteTail = buffer.count - start
+                    } else {
+                        fail(lineNumber, "\(segment.path):\(lineNumber)", "incomplete entry (no newline) in a segment that is not the newest")
+                    }
+                    return
+                }
+                let line = UnsafeBufferPointer(rebasing: buffer[start..<newline])
+                let seq = segment.firstSeq + lineNumber - 1
+                let location = "\(segment.path):\(lineNumber) (entry \(seq))"
+                let entry: AuditEntry
+                do { entry = try AuditEntry.parse(line, tape: tape) } catch {
+                    return fail(lineNumber, location, "\(error)")
+                }
+                guard entry.seq == seq else {
+                    return fail(lineNumber, location, "sequence number is \(entry.seq), expected \(seq): entries were removed, reordered or inserted")
+                }
+                if let lastLeaf {
+                    guard entry.prev == Hex.encode(lastLeaf) else {
+                        return fail(lineNumber, location, "'prev' is not the hash of the entry before: that entry, or this one, was altered, removed or reordered")
+                    }
+                } else {
+                    result.firstPrev = entry.prev
+                }
+                if let mac {
+                    mac.reset()
+                    mac.update(UnsafeRawBufferPointer(AuditEntry.macInput(line)))
+                    guard ConstantTime.equals(mac.finalize(), Hex.decode(entry.mac) ?? []) else {
+                        return fail(lineNumber, location, "MAC does not verify under the vault's audit key: the entry was forged or altered")
+                    }
+                }
+                let leaf = MerkleTree.leafHash(UnsafeRawBufferPointer(line))
+                lastLeaf = leaf
+                result.leaves.append(leaf)
+                if let body {
+                    do { try body(ScannedEntry(entry: entry, leafHash: leaf, segment: segment.name, line: lineNumber)) } catch {
+                        return fail(lineNumber, location, "\(error)")
+                    }
+                }
+                start = newline + 1
+            }
+        }
+        return result
     }
 
     /// Every leaf hash from entry 0; needs the whole log (archived segments through `archives`).
@@ -259,7 +335,7 @@ public struct AuditVerifier {
             var sizes = Set(checkpoints.map(\.checkpoint.treeSize))
             if let state { sizes.insert(state.size) }
 
-            let summary = try AuditLogReader(directory: layout.audit, archives: archives, macKey: macKey).scan(rootsAt: sizes)
+            let summary = try AuditLogReader(directory: layout.audit, archives: archives, macKey: macKey).scan(rootsAt: sizes, parallel: true)
             result.firstSeq = summary.firstSeq
             result.treeSize = summary.treeSize
             result.rootHash = Hex.encode(summary.frontier.root)
@@ -333,4 +409,14 @@ public struct AuditFilter: Sendable {
         if let until, e.time >= until { return false }
         return true
     }
+}
+
+/// Per-segment results of a parallel check, guarded by a lock.
+final class SegmentChecks: @unchecked Sendable {
+    // All state is accessed under `lock`.
+    private let lock = NSLock()
+    private var items: [AuditLogReader.SegmentCheck?]
+    init(count: Int) { items = Array(repeating: nil, count: count) }
+    func set(_ i: Int, _ check: AuditLogReader.SegmentCheck) { lock.withLock { items[i] = check } }
+    var all: [AuditLogReader.SegmentCheck?] { lock.withLock { items } }
 }
