@@ -58,6 +58,12 @@ public final class Vault: @unchecked Sendable {
     public static func initialize(at root: String, now: Date = Date(), context: AuditContext = AuditContext(purpose: "HSYSADMIN"),
                                   auditSegmentBytes: Int = AuditLog.defaultSegmentLimit) throws -> Vault {
         let layout = VaultLayout(root: root)
+        // Decided before anything is created; a denied init leaves nothing behind (and, with
+        // no vault yet, no log to record it in).
+        let decision = AccessGate.decide(context, action: AuditAction.vaultInit, resource: AuditResource())
+        guard decision.allowed else {
+            throw VaultError(.permissionDenied, "\(context.principal) may not \(AuditAction.vaultInit) for purpose '\(context.purpose)': \(decision.rule)")
+        }
         try FileIO.makeDirectory(layout.root)
         if FileIO.exists(layout.vaultFile) || FileIO.exists(layout.rootKeyFile) {
             throw VaultError(.cannotCreate, "a vault already exists here; refusing to overwrite it", location: layout.keys)

@@ -47,9 +47,10 @@ struct Audit: ParsableCommand {
                         }
                         return result
                     }
-                } catch let error as VaultError where error.code == .dataError {
-                    // The log refuses to grow because it is damaged. Verifying it is the remedy,
-                    // so this one review runs unrecorded (it reads only the log, never data).
+                } catch let error as VaultError where error.code == .dataError || error.code == .auditUnavailable {
+                    // The log refuses to grow because it is damaged or cannot be written. Verifying
+                    // it is the remedy, so this one review runs unrecorded (it reads only the log
+                    // and its keys, never data).
                     Console.error("warning: this verification is not recorded: the audit log refuses appends (\(error.message))")
                     result = check()
                 }
@@ -187,6 +188,9 @@ struct Audit: ParsableCommand {
             try runCommand {
                 let out = try Audit.review(options, purpose: purpose.purpose) { vault in
                     let note = size == nil ? try vault.audit.checkpoint() : nil
+                    // Without --size, the tree the printed checkpoint signed, even if another
+                    // process appends meanwhile.
+                    let signedSize = try note.map { try Checkpoint.parse(text: String($0[..<($0.range(of: "\n\n")?.upperBound ?? $0.endIndex)])).treeSize }
                     var entry: ScannedEntry?
                     var leaves: [[UInt8]] = []
                     let summary = try AuditLogReader(directory: vault.layout.audit, archives: archive).scan {
@@ -194,7 +198,7 @@ struct Audit: ParsableCommand {
                         if $0.entry.seq == seq { entry = $0 }
                     }
                     guard summary.firstSeq == 0 else { throw VaultError(.noInput, "entries before \(summary.firstSeq) are archived; pass --archive DIR") }
-                    let treeSize = size ?? leaves.count
+                    let treeSize = size ?? signedSize ?? leaves.count
                     guard treeSize >= 1, treeSize <= leaves.count else { throw VaultError(.usage, "--size must be between 1 and \(leaves.count)") }
                     guard seq >= 0, seq < treeSize, let entry else { throw VaultError(.usage, "entry \(seq) is not in a tree of size \(treeSize)") }
                     let tree = Array(leaves.prefix(treeSize))

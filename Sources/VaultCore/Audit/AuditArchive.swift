@@ -22,6 +22,8 @@ extension AuditLog {
     public func archive(to destination: String) throws -> AuditArchiveReport {
         try locked {
             let head = try synchronise()
+            try Self.refuseSameFolder(destination, layout.audit)
+            try Self.refuseSameFolder(destination + "/" + AuditFiles.checkpointsFolder, layout.audit + "/" + AuditFiles.checkpointsFolder)
             let reader = AuditLogReader(directory: layout.audit, macKey: key)
             let segments = try AuditFiles.segments(in: layout.audit).filter { $0.name != head.segment }
             guard let retainedFrom = try AuditFiles.segments(in: layout.audit).first(where: { $0.name == head.segment })?.firstSeq else {
@@ -35,7 +37,16 @@ extension AuditLog {
             do { summary = try reader.scan(frontiersAt: [retainedFrom]) } catch let problem as AuditProblem {
                 throw VaultError(.dataError, "the log does not verify, so it is not archived: \(problem)")
             }
-            guard let atBase = summary.frontiers[retainedFrom] else {
+            // Normally the frontier at the first retained entry comes from the scan; when an
+            // interrupted archive already wrote the base for it, the base is kept.
+            let existing = try reader.base()
+            let atBase: (frontier: MerkleFrontier, lastLeaf: [UInt8])
+            if let found = summary.frontiers[retainedFrom] {
+                atBase = found
+            } else if let existing, existing.firstSeq == retainedFrom, let leaf = Hex.decode(existing.prevLeaf),
+                      let frontier = MerkleFrontier(size: existing.firstSeq, peaks: existing.peaks.compactMap(Hex.decode)) {
+                atBase = (frontier, leaf)
+            } else {
                 throw VaultError(.dataError, "the log has no entry \(retainedFrom - 1) before the segment being written", location: layout.audit)
             }
 
@@ -57,14 +68,23 @@ extension AuditLog {
             try FileIO.fsyncDirectory(destination)
 
             let base = AuditBase(firstSeq: retainedFrom, prevLeaf: Hex.encode(atBase.lastLeaf), peaks: atBase.frontier.peaks.map(Hex.encode))
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try FileIO.writeAtomically([UInt8](try encoder.encode(base)) + [0x0A], to: layout.audit + "/" + AuditBase.fileName)
+            try FileIO.writeAtomically(try key.authenticatedFile(base, label: AuditBase.label), to: layout.audit + "/" + AuditBase.fileName)
+            // The saved state must name the segment that stays before anything is removed.
+            try saveState(head)
             for name in report.segments { unlink(layout.audit + "/" + name) }
             for name in report.checkpoints { unlink(checkpointFolder + "/" + name) }
             try FileIO.fsyncDirectory(checkpointFolder)
             try FileIO.fsyncDirectory(layout.audit)
             return report
+        }
+    }
+
+    /// Refuses an archive destination that is the folder being archived.
+    static func refuseSameFolder(_ destination: String, _ source: String) throws {
+        var a = stat(), b = stat()
+        guard stat(destination, &a) == 0, stat(source, &b) == 0 else { return }
+        if a.st_dev == b.st_dev && a.st_ino == b.st_ino {
+            throw VaultError(.usage, "the archive destination is the audit folder itself; archive to another folder", location: destination)
         }
     }
 

@@ -63,6 +63,32 @@ public final class AuditKey: Sendable {
         return h.finalize()
     }
 
+    /// A small JSON file authenticated with the MAC key: the body line, then the hex
+    /// HMAC-SHA256 of `label` followed by the body.
+    func authenticatedFile<T: Encodable>(_ value: T, label: String) throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let body = [UInt8](try encoder.encode(value))
+        let tag = try (Array(label.utf8) + body).withUnsafeBufferPointer { try mac($0) }
+        return body + [0x0A] + Array(Hex.encode(tag).utf8) + [0x0A]
+    }
+
+    /// Checks and decodes a file written by `authenticatedFile`; `what` names it in errors.
+    func openAuthenticatedFile<T: Decodable>(_ bytes: [UInt8], as type: T.Type, label: String, path: String, what: String) throws -> T {
+        guard let newline = bytes.firstIndex(of: 0x0A), bytes.count >= newline + 1 + 64 else {
+            throw VaultError(.dataError, "\(what) is malformed or has no MAC", location: path)
+        }
+        let body = Array(bytes[..<newline])
+        let given = Hex.decode(String(decoding: bytes[(newline + 1)...].prefix(64), as: UTF8.self)) ?? []
+        let expected = try (Array(label.utf8) + body).withUnsafeBufferPointer { try mac($0) }
+        guard ConstantTime.equals(expected, given) else {
+            throw VaultError(.dataError, "\(what) does not authenticate under the audit key: it was altered or forged", location: path)
+        }
+        do { return try JSONDecoder().decode(T.self, from: Data(body)) } catch {
+            throw VaultError(.dataError, "\(what) is malformed", location: path, underlying: error)
+        }
+    }
+
     /// Signs a checkpoint as a C2SP signed note.
     func sign(_ checkpoint: Checkpoint) throws -> String {
         try SignedNote.sign(text: checkpoint.text, name: verifier.name, seed: seed)

@@ -49,7 +49,7 @@ struct AuditHead: Codable, Equatable {
     var segmentBytes: Int
     var manifests: [String: RecordedManifest]
 
-    static let label = Array("shardvault/audit-state/v1\n".utf8)
+    static let label = "shardvault/audit-state/v1\n"
 }
 
 /// Names of the files in `audit/`.
@@ -292,6 +292,13 @@ public final class AuditLog: @unchecked Sendable {
     /// time, then reads and checks every entry appended after it (by other processes, or
     /// by a command that was interrupted before its checkpoint).
     func synchronise() throws -> AuditHead {
+        do { return try synchroniseOrThrow() } catch {
+            head = nil // reload from the saved state next time
+            throw error
+        }
+    }
+
+    private func synchroniseOrThrow() throws -> AuditHead {
         var h: AuditHead
         if let head { h = head } else {
             h = try loadState()
@@ -381,31 +388,16 @@ public final class AuditLog: @unchecked Sendable {
     }
 
     func loadState() throws -> AuditHead {
-        let bytes = try FileIO.readAll(statePath, missing: .configuration)
-        guard let newline = bytes.firstIndex(of: 0x0A), bytes.count >= newline + 1 + 64 else {
-            throw VaultError(.dataError, "audit state is malformed", location: statePath)
-        }
-        let body = Array(bytes[..<newline])
-        let mac = Array(bytes[(newline + 1)...]).prefix(64)
-        let expected = try (AuditHead.label + body).withUnsafeBufferPointer { try key.mac($0) }
-        guard let given = Hex.decode(String(decoding: mac, as: UTF8.self)), ConstantTime.equals(expected, given) else {
-            throw VaultError(.dataError, "audit state does not authenticate under the audit key: it was altered", location: statePath)
-        }
-        do { return try JSONDecoder().decode(AuditHead.self, from: Data(body)) } catch {
-            throw VaultError(.dataError, "audit state is malformed", location: statePath, underlying: error)
-        }
+        try key.openAuthenticatedFile(try FileIO.readAll(statePath, missing: .configuration), as: AuditHead.self,
+                                      label: AuditHead.label, path: statePath, what: "audit state")
     }
 
-    private func saveState(_ h: AuditHead) throws {
+    func saveState(_ h: AuditHead) throws {
         var h = h
         precondition(frontier.size == h.size, "audit state saved out of step with the tree")
         h.peaks = frontier.peaks.map(Hex.encode)
         h.lastLeaf = Hex.encode(lastLeaf)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let body = [UInt8](try encoder.encode(h))
-        let mac = try (AuditHead.label + body).withUnsafeBufferPointer { try key.mac($0) }
-        try FileIO.writeAtomically(body + [0x0A] + Array(Hex.encode(mac).utf8) + [0x0A], to: statePath, mode: 0o600)
+        try FileIO.writeAtomically(try key.authenticatedFile(h, label: AuditHead.label), to: statePath, mode: 0o600)
     }
 }
 

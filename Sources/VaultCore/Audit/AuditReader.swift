@@ -14,6 +14,7 @@ public struct AuditBase: Codable, Sendable, Equatable {
     public var peaks: [String]
 
     static let fileName = "base.json"
+    static let label = "shardvault/audit-base/v1\n"
 }
 
 /// An entry read from the log, with where it was found.
@@ -74,12 +75,23 @@ public struct AuditLogReader {
         return byName.values.sorted { $0.2 < $1.2 }.map { (path: $0.0, name: $0.1, firstSeq: $0.2) }
     }
 
+    /// The archive base, authenticated with the audit MAC key when the reader has it.
     public func base() throws -> AuditBase? {
         let path = directory + "/" + AuditBase.fileName
         guard FileIO.exists(path) else { return nil }
-        do { return try JSONDecoder().decode(AuditBase.self, from: Data(try FileIO.readAll(path))) } catch {
-            throw AuditProblem(location: path, message: "archive base is not valid JSON (\(error))")
+        let bytes = try FileIO.readAll(path)
+        if let macKey {
+            do {
+                return try macKey.openAuthenticatedFile(bytes, as: AuditBase.self, label: AuditBase.label, path: path, what: "archive base")
+            } catch let error as VaultError {
+                throw AuditProblem(location: path, message: error.message)
+            }
         }
+        guard let newline = bytes.firstIndex(of: 0x0A),
+              let base = try? JSONDecoder().decode(AuditBase.self, from: Data(bytes[..<newline])) else {
+            throw AuditProblem(location: path, message: "archive base is malformed")
+        }
+        return base
     }
 
     /// Reads every entry, calling `body` with each; records the root at each size in
@@ -89,7 +101,13 @@ public struct AuditLogReader {
     public func scan(rootsAt sizes: Set<Int> = [], frontiersAt frontierSizes: Set<Int> = [], parallel: Bool = false,
                      _ body: ((ScannedEntry) throws -> Void)? = nil) throws -> Summary {
         var summary = Summary()
-        let segments = try segmentPaths()
+        var found = try segmentPaths()
+        if archives.isEmpty, let base = try base() {
+            // Segments below the base are left over from an archive that was interrupted
+            // before it removed them; they are already in the archive.
+            found.removeAll { $0.firstSeq < base.firstSeq }
+        }
+        let segments = found
         var lastLeaf = [UInt8](repeating: 0, count: 32)
         if let first = segments.first, first.firstSeq > 0 {
             guard let base = try base(), base.firstSeq == first.firstSeq, let leaf = Hex.decode(base.prevLeaf), leaf.count == 32,

@@ -42,6 +42,28 @@ public enum AccessGate {
     }
 }
 
+extension AccessGate {
+    /// What the audit log says about a failed request: the kind of error and its message
+    /// with every quoted value removed, and never the location. Locations and quoted values
+    /// can come from the input (a FHIR Bundle's file name carries the patient's name), and
+    /// no patient identifier may reach the log.
+    public static func auditReason(for error: any Error) -> String {
+        guard let error = error as? VaultError else { return "internal error" }
+        var out = ""
+        var quote: Character?
+        for c in error.message {
+            if let q = quote {
+                if c == q { quote = nil; out.append("…"); out.append(c) }
+            } else {
+                out.append(c)
+                if c == "'" || c == "\"" { quote = c }
+            }
+        }
+        if quote != nil { out.append("…") }
+        return "\(error.code.name): \(out)"
+    }
+}
+
 extension Vault {
     /// Decides `action` on `resource` for this command's principal and purpose, and records
     /// the decision durably before returning. A denied request throws permission denied
@@ -74,7 +96,7 @@ extension Vault {
         } catch let error as VaultError where error.code == .auditUnavailable {
             throw error
         } catch {
-            _ = try? audit.append(AuditEvent(action: action, resource: resource, outcome: .error, reason: String(describing: error)))
+            _ = try? audit.append(AuditEvent(action: action, resource: resource, outcome: .error, reason: AccessGate.auditReason(for: error)))
             _ = try? audit.checkpoint()
             throw error
         }
