@@ -3,9 +3,9 @@ import Foundation
 /// Maps audit entries to FHIR R4 AuditEvent resources (hl7.org/fhir/R4/auditevent.html).
 ///
 /// - `type`: a DICOM audit event id (DCM): 110100 Application Activity, 110101 Audit Log
-///   Used, 110106 Export, 110107 Import, 110110 Patient Record, 110113 Security Alert.
+///   Used, 110107 Import, 110110 Patient Record, 110113 Security Alert.
 /// - `subtype`: the ShardVault action, in the code system `urn:shardvault:audit-action`.
-/// - `action`: C, R, U, D or E; `recorded`: the entry's time; `outcome`: 0 success,
+/// - `action`: C, R, U or E; `recorded`: the entry's time; `outcome`: 0 success,
 ///   4 denied (minor failure), 8 error (serious failure), with `outcomeDesc` the reason.
 /// - `purposeOfEvent`: the HL7 PurposeOfUse code (v3-ActReason).
 /// - `agent`: the principal, the requestor; `source.observer`: the vault id.

@@ -51,6 +51,10 @@ public struct Ingestor {
                 throw VaultError(.cannotCreate, "dataset '\(dataset)' already exists; pass --replace to ingest a new generation", location: manifestPath)
             }
             let bytes = try FileIO.readAll(manifestPath)
+            // Reading the current manifest checks its signature: a key use, audited first.
+            if let signing = vault.keyring.active(dataset, .signing) {
+                try vault.audit.append(AuditEvent(action: AuditAction.keyUse, resource: AuditResource(dataset: dataset, key: signing.id, keyVersion: signing.version)))
+            }
             previous = try ManifestFile.load(bytes: bytes, path: manifestPath, dataset: dataset, vault: vault)
             previousBytes = bytes
         }
@@ -76,16 +80,19 @@ public struct Ingestor {
             if name.count == 7, name.hasPrefix("g"), let n = Int(name.dropFirst()) { highest = max(highest, n) }
         }
         let generation = highest + 1
-        let created = try vault.keyring.ensureDatasetKeys(dataset, now: now)
+        // Key creation and use are audited before they happen.
+        try vault.audit.append(KeyKind.allCases.filter { vault.keyring.active(dataset, $0) == nil }.map { kind in
+            let id = Keyring.keyId(dataset, kind)
+            let version = (vault.keyring.records.filter { $0.id == id }.map(\.version).max() ?? 0) + 1
+            return AuditEvent(action: AuditAction.keyCreate, resource: AuditResource(dataset: dataset, key: id, keyVersion: version))
+        })
+        try vault.keyring.ensureDatasetKeys(dataset, now: now)
         try vault.keyring.save()
         guard let kekRecord = vault.keyring.active(dataset, .kek), let signingRecord = vault.keyring.active(dataset, .signing),
               let partitionRecord = vault.keyring.active(dataset, .partition) else {
             throw VaultError(.configuration, "dataset '\(dataset)' has no active KEK, signing or partition key")
         }
-        // Audited before any key is unwrapped or used.
-        try vault.audit.append(created.map {
-            AuditEvent(action: AuditAction.keyCreate, resource: AuditResource(dataset: dataset, key: $0.id, keyVersion: $0.version))
-        } + [kekRecord, signingRecord, partitionRecord].map {
+        try vault.audit.append([kekRecord, signingRecord, partitionRecord].map {
             AuditEvent(action: AuditAction.keyUse, resource: AuditResource(dataset: dataset, generation: generation, key: $0.id, keyVersion: $0.version))
         })
         let kek = try vault.keyring.material(dataset: dataset, kind: .kek, version: kekRecord.version)
