@@ -14,6 +14,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         .systemLibrary(
@@ -22,7 +23,7 @@ let package = Package(
             providers: [.apt(["libssl-dev"])]
         ),
         .target(name: "VaultCrypto", dependencies: ["COpenSSL"], swiftSettings: strict),
-        .target(name: "VaultCore", dependencies: ["VaultCrypto"], swiftSettings: strict),
+        .target(name: "VaultCore", dependencies: ["VaultCrypto", .product(name: "Yams", package: "Yams")], swiftSettings: strict),
         .executableTarget(
             name: "shardvault",
             dependencies: [

@@ -70,6 +70,12 @@ public final class Vault: @unchecked Sendable {
         }
         try FileIO.makeDirectory(layout.keys, mode: 0o700)
         for folder in [layout.policies, layout.audit, layout.data] { try FileIO.makeDirectory(folder) }
+        // A documented default policy, unless the folder already holds policies.
+        let existingPolicies = try FileIO.listDirectory(layout.policies).filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }
+        if existingPolicies.isEmpty {
+            try FileIO.writeAtomically(Array(PolicySet.defaultPolicy(administrator: context.principal).utf8),
+                                       to: layout.policies + "/default.yaml", mode: 0o644, exclusive: true)
+        }
         let id = try SystemRandom.bytes(16)
         let rootKey = try RootKey.create(at: layout.rootKeyFile)
         try FileIO.fsyncDirectory(layout.root)

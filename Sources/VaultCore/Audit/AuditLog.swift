@@ -417,4 +417,5 @@ public enum AuditAction {
     public static let auditArchive = "audit.archive"
     public static let keyCreate = "key.create"
     public static let keyUse = "key.use"
+    public static let policyRead = "policy.read"
 }
