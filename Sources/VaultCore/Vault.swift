@@ -87,12 +87,13 @@ public final class Vault: @unchecked Sendable {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try FileIO.writeAtomically([UInt8](try encoder.encode(file)) + [10], to: layout.vaultFile, exclusive: true)
         let vault = Vault(layout: layout, id: id, keyring: keyring, audit: audit)
-        try vault.perform(AuditAction.vaultInit, resource: AuditResource(vault: vault.idHex)) {
-            try audit.append([
-                AuditEvent(action: AuditAction.keyCreate, resource: AuditResource(vault: vault.idHex, key: "root", keyVersion: rootKey.version)),
-                AuditEvent(action: AuditAction.keyCreate, resource: AuditResource(vault: vault.idHex, key: "audit", keyVersion: audit.key.version)),
-            ])
-        }
+        // The decision was made above, before anything existed; it is the log's first entry.
+        try audit.append([
+            AuditEvent(action: AuditAction.vaultInit, resource: AuditResource(vault: vault.idHex), reason: "allowed: " + decision.rule),
+            AuditEvent(action: AuditAction.keyCreate, resource: AuditResource(vault: vault.idHex, key: "root", keyVersion: rootKey.version)),
+            AuditEvent(action: AuditAction.keyCreate, resource: AuditResource(vault: vault.idHex, key: "audit", keyVersion: audit.key.version)),
+        ])
+        try audit.checkpoint()
         return vault
     }
 

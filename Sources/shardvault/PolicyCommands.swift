@@ -49,8 +49,8 @@ struct PolicyCommand: ParsableCommand {
 
     struct Explain: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print the decision the policies give for a principal, action, dataset and purpose, and the rule behind it.",
-            discussion: "Exit 0 when allowed, 77 when denied.")
+            abstract: "Print the decision the policies give for a principal (--as), action, dataset and purpose, and the rule behind it.",
+            discussion: "Any principal may ask about its own requests. Exit 0 when allowed, 77 when denied.")
         @OptionGroup var options: VaultOptions
         @Option(help: "Action, e.g. analyze, reveal, ingest, keys.rotate, audit.read.") var action: String
         @Option(help: "Dataset name.") var dataset: String?
@@ -60,7 +60,7 @@ struct PolicyCommand: ParsableCommand {
             try runCommand {
                 let vault = try options.open(lock: .shared, purpose: purpose)
                 let principal = vault.audit.context.principal
-                let decision = try vault.perform(AuditAction.policyRead) {
+                let decision = try vault.perform(AuditAction.policyExplain, resource: AuditResource(dataset: dataset)) {
                     try PolicySet.load(directory: vault.layout.policies).decide(principal: principal, action: action, dataset: dataset, purpose: purpose)
                 }
                 if options.json {

@@ -204,6 +204,27 @@ fileprivate struct AuditFixture: Sendable {
             guard initResult.status == 0, let testdata = CLI.testdata else {
                 return AuditFixture(vault: vault, initResult: initResult, ingestResult: empty, failure: "init failed: \(initResult.stderr)")
             }
+            // alice is the administrator (init made her one); the others get what the tests do.
+            try """
+            principals:
+              "\(AuditContext.operatingSystemUser)": {roles: [administrator]}
+              bob: {roles: [verifier]}
+              auditor: {roles: [reviewer]}
+              exporter: {roles: [reviewer]}
+              x: {roles: [reviewer]}
+            roles:
+              verifier:
+                allow:
+                  - actions: [verify]
+                    datasets: ["*"]
+                    purposes: [TREAT]
+              reviewer:
+                allow:
+                  - actions: [audit.*]
+                    datasets: ["*"]
+                    purposes: [HCOMPL]
+
+            """.write(toFile: vault + "/policies/team.yaml", atomically: true, encoding: .utf8)
             let ingest = try CLI.run(["ingest", "--vault", vault, "--as", "alice", "--dataset", "syn", "--format", "synthea-csv",
                                       testdata + "/patients/synthea_csv_59"])
             return AuditFixture(vault: vault, initResult: initResult, ingestResult: ingest,

@@ -25,11 +25,20 @@ struct PolicyCLITests {
         #expect(bad.status == 78)
         #expect(bad.stderr.contains("policies/bad.yaml:4: action 'fly'"), "\(bad.stderr)")
 
-        // Each of these was recorded on the audit log, the failed check with outcome error.
-        let log = try CLI.run(["audit", "log", "--vault", vault, "--as", "ops", "--action", "policy.read", "--json"])
+        // With a broken policy file nothing but reading the policies is allowed.
+        let blocked = try CLI.run(["datasets", "list", "--vault", vault, "--as", "ops"])
+        #expect(blocked.status == 77 && blocked.stderr.contains("policy check"), "\(blocked.stderr)")
+        try FileManager.default.removeItem(atPath: vault + "/policies/bad.yaml")
+        #expect(try CLI.run(["datasets", "list", "--vault", vault, "--as", "ops"]).status == 0)
+        #expect(try CLI.run(["datasets", "list", "--vault", vault, "--as", "mallory"]).status == 77)
+
+        // Each policy command was recorded on the audit log, the failed check with outcome error.
+        let log = try CLI.run(["audit", "log", "--vault", vault, "--as", "ops", "--action", "policy", "--json"])
         let entries = log.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         #expect(entries.count == 5, "\(log.stdout)")
-        #expect(entries.contains { $0["principal"] as? String == "mallory" })
+        #expect(entries.contains { $0["principal"] as? String == "mallory" && $0["action"] as? String == "policy.explain" })
         #expect(entries.last?["outcome"] as? String == "error")
+        let denials = try CLI.run(["audit", "log", "--vault", vault, "--as", "ops", "--outcome", "denied", "--json"])
+        #expect(denials.stdout.split(separator: "\n").count == 2, "\(denials.stdout)")
     }
 }

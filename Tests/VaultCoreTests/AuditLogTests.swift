@@ -860,6 +860,8 @@ struct AuditLogBehaviourTests {
         let badName = try Vault.open(at: vault.layout.root, context: AuditContext(principal: "eve smith", purpose: "TREAT"))
         #expect(K.vaultError { try badName.authorize(AuditAction.datasetsRead) }?.code == .permissionDenied)
         #expect(try K.scan(vault).last?.entry.outcome == .denied)
+        try "principals:\n  erin: {roles: [reader]}\nroles:\n  reader:\n    allow:\n      - actions: [datasets.read]\n        datasets: [\"*\"]\n        purposes: [TREAT]\n"
+            .write(toFile: vault.layout.policies + "/erin.yaml", atomically: true, encoding: .utf8)
         let treat = try Vault.open(at: vault.layout.root, context: AuditContext(principal: "erin", purpose: "TREAT"))
         try treat.authorize(AuditAction.datasetsRead, resource: resource)
         let allowed = try #require(try K.scan(vault).last)

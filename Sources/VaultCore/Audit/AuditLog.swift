@@ -418,4 +418,5 @@ public enum AuditAction {
     public static let keyCreate = "key.create"
     public static let keyUse = "key.use"
     public static let policyRead = "policy.read"
+    public static let policyExplain = "policy.explain"
 }

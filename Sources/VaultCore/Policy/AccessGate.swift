@@ -21,7 +21,7 @@ public struct AccessDecision: Sendable, Equatable {
 }
 
 /// Decides whether a request may proceed. Deny by default: a request must name a valid
-/// principal and a known purpose of use.
+/// principal and a known purpose of use, and the vault's policies must allow it.
 public enum AccessGate {
     /// Principal names: 1 to 64 of A-Z, a-z, 0-9, '.', '_', '-', '@'.
     public static func isValidPrincipal(_ name: String) -> Bool {
@@ -31,6 +31,8 @@ public enum AccessGate {
         }
     }
 
+    /// Checks that need no policy: a valid principal name and a known purpose of use. Alone,
+    /// they decide only `init`, which runs before the vault has policies.
     public static func decide(_ context: AuditContext, action: String, resource: AuditResource) -> AccessDecision {
         guard isValidPrincipal(context.principal) else {
             return AccessDecision(allowed: false, rule: "principal names use 1-64 characters A-Z a-z 0-9 . _ - @")
@@ -39,6 +41,28 @@ public enum AccessGate {
             return AccessDecision(allowed: false, rule: "purpose of use must be an HL7 PurposeOfUse code (unknown purpose is denied)")
         }
         return AccessDecision(allowed: true, rule: "known principal syntax and HL7 purpose of use")
+    }
+
+    /// The decision for a request on a vault: the checks above, then the policies in
+    /// `policies/`. Policies that do not load deny everything except reading the policies,
+    /// so that they can be checked and mended.
+    public static func decide(_ context: AuditContext, action: String, resource: AuditResource, policies directory: String) -> AccessDecision {
+        let basic = decide(context, action: action, resource: resource)
+        guard basic.allowed else { return basic }
+        if action == AuditAction.policyExplain {
+            return AccessDecision(allowed: true, rule: "a principal may see the decision for its own request")
+        }
+        do {
+            return try PolicySet.load(directory: directory).decide(principal: context.principal, action: action, dataset: resource.dataset,
+                                                                   purpose: context.purpose)
+        } catch let errors as PolicyErrors {
+            if action == AuditAction.policyRead {
+                return AccessDecision(allowed: true, rule: "the policy files do not load; reading them is allowed so that they can be mended")
+            }
+            return AccessDecision(allowed: false, rule: "the policy files do not load (\(errors.problems.count) problems; run 'shardvault policy check')")
+        } catch {
+            return AccessDecision(allowed: false, rule: "the policy files cannot be read (\(error))")
+        }
     }
 }
 
@@ -69,7 +93,7 @@ extension Vault {
     /// the decision durably before returning. A denied request throws permission denied
     /// (exit 77) after its entry is on disk.
     public func authorize(_ action: String, resource: AuditResource = AuditResource()) throws {
-        let decision = AccessGate.decide(audit.context, action: action, resource: resource)
+        let decision = AccessGate.decide(audit.context, action: action, resource: resource, policies: layout.policies)
         try audit.append(AuditEvent(action: action, resource: resource, outcome: decision.allowed ? .success : .denied,
                                     reason: (decision.allowed ? "allowed: " : "denied: ") + decision.rule))
         guard decision.allowed else {
