@@ -174,6 +174,14 @@ enum ClinicalTime {
         return era * 146_097 + doe - 719_468
     }
 
+    static func daysInMonth(year: Int, month: Int) -> Int {
+        switch month {
+        case 2: return (year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)) ? 29 : 28
+        case 4, 6, 9, 11: return 30
+        default: return 31
+        }
+    }
+
     /// Parses `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM[:SS[.fff]](Z|±HH:MM)`, or a FHIR partial
     /// date (`YYYY`, `YYYY-MM`). Returns seconds since the epoch (UTC), or nil.
     static func seconds<C: Collection>(_ text: C) -> Int64? where C.Element == UInt8 {
@@ -194,7 +202,7 @@ enum ClinicalTime {
         guard b.count >= 7, b[4] == 45, let m = num(5, 2), (1...12).contains(m) else { return nil }
         month = m
         if b.count == 7 { return Int64(days(year: year, month: month, day: 1)) * 86_400 }
-        guard b.count >= 10, b[7] == 45, let d = num(8, 2), (1...31).contains(d) else { return nil }
+        guard b.count >= 10, b[7] == 45, let d = num(8, 2), (1...daysInMonth(year: year, month: month)).contains(d) else { return nil }
         day = d
         var total = Int64(days(year: year, month: month, day: day)) * 86_400
         if b.count == 10 { return total }
