@@ -846,6 +846,7 @@ struct AuditLogBehaviourTests {
         defer { withExtendedLifetime(dir) {} }
         let nope = try Vault.open(at: vault.layout.root, context: AuditContext(principal: "erin", purpose: "NOPE"))
         let resource = AuditResource(dataset: "tiny")
+        try FileManager.default.createDirectory(atPath: vault.layout.data + "/tiny", withIntermediateDirectories: true)
         let error = K.vaultError { try nope.authorize(AuditAction.datasetsRead, resource: resource) }
         #expect(error?.code == .permissionDenied, "\(String(describing: error))")
         #expect(error?.code.exitStatus == 77)

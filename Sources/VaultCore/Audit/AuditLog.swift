@@ -419,4 +419,9 @@ public enum AuditAction {
     public static let keyUse = "key.use"
     public static let policyRead = "policy.read"
     public static let policyExplain = "policy.explain"
+    public static let analyze = "analyze"
+    public static let reveal = "reveal"
+    public static let resultsRead = "results.read"
+    public static let resultWrite = "result.write"
+    public static let resultDecrypt = "result.decrypt"
 }

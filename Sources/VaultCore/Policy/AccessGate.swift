@@ -93,7 +93,12 @@ extension Vault {
     /// the decision durably before returning. A denied request throws permission denied
     /// (exit 77) after its entry is on disk.
     public func authorize(_ action: String, resource: AuditResource = AuditResource()) throws {
-        let decision = AccessGate.decide(audit.context, action: action, resource: resource, policies: layout.policies)
+        var decision = AccessGate.decide(audit.context, action: action, resource: resource, policies: layout.policies)
+        // An unknown dataset is denied like an unknown principal (only ingest creates one).
+        if decision.allowed, action != AuditAction.ingest, action != AuditAction.policyExplain, let dataset = resource.dataset,
+           (try? Vault.validateDatasetName(dataset)) == nil || !FileIO.isDirectory(layout.datasetDirectory(dataset)) {
+            decision = AccessDecision(allowed: false, rule: "deny by default: unknown dataset '\(dataset)'")
+        }
         try audit.append(AuditEvent(action: action, resource: resource, outcome: decision.allowed ? .success : .denied,
                                     reason: (decision.allowed ? "allowed: " : "denied: ") + decision.rule))
         guard decision.allowed else {

@@ -241,7 +241,7 @@ public struct PolicySet: Sendable {
         roles:
           administrator:
             allow:
-              - actions: [ingest, verify, datasets.read, keys.*, policy.read]
+              - actions: [ingest, verify, datasets.read, results.read, keys.*, policy.read]
                 datasets: ["*"]
                 purposes: [HSYSADMIN, HOPERAT]
               - actions: [audit.*]

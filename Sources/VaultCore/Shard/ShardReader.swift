@@ -11,13 +11,17 @@ public struct ShardExpectation: Sendable {
     public var generation: Int
     public var shardCount: Int
     public var entry: ManifestShard
+    /// The plaintext encoding the header must name: clinical tables, or a sealed result.
+    public var schemaId: String
 
-    public init(vaultId: [UInt8], dataset: String, generation: Int, shardCount: Int, entry: ManifestShard) {
+    public init(vaultId: [UInt8], dataset: String, generation: Int, shardCount: Int, entry: ManifestShard,
+                schemaId: String = ColumnarCodec.schemaId) {
         self.vaultId = vaultId
         self.dataset = dataset
         self.generation = generation
         self.shardCount = shardCount
         self.entry = entry
+        self.schemaId = schemaId
     }
 }
 
@@ -186,7 +190,7 @@ public enum ShardReader {
         guard Int(header.signingVersion) == expected.entry.signingVersion else {
             throw mismatch("signing key version", "\(header.signingVersion)", "\(expected.entry.signingVersion)")
         }
-        guard header.schemaId == ColumnarCodec.schemaId else { throw mismatch("schema id", header.schemaId, ColumnarCodec.schemaId) }
+        guard header.schemaId == expected.schemaId else { throw mismatch("schema id", header.schemaId, expected.schemaId) }
     }
 
     /// Opens a shard for processing: checks everything `read` checks with a KEK (the
