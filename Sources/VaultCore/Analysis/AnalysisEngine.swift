@@ -242,13 +242,13 @@ public struct AnalysisResult: Sendable {
         guard !values.isEmpty else { return s == .count ? 0 : nil }
         switch s {
         case .count: return Double(values.count)
-        case .mean: return values.reduce(0, +) / Double(values.count)
+        case .mean: return sum(values) / Double(values.count)
         case .min: return values.min()
         case .max: return values.max()
         case .stddev:
             guard values.count >= 2 else { return nil }
-            let mean = values.reduce(0, +) / Double(values.count)
-            return (values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(values.count - 1)).squareRoot()
+            let mean = sum(values) / Double(values.count)
+            return (sum(values.map { ($0 - mean) * ($0 - mean) }) / Double(values.count - 1)).squareRoot()
         case .percentile(let p):
             let sorted = values.sorted()
             let h = Double(sorted.count - 1) * Double(p) / 100
@@ -256,6 +256,18 @@ public struct AnalysisResult: Sendable {
             let hi = min(lo + 1, sorted.count - 1)
             return sorted[lo] + (h - Double(lo)) * (sorted[hi] - sorted[lo])
         }
+    }
+
+    /// Compensated (Neumaier) summation: the result does not depend on how the values were
+    /// split across shards, to within the last bits.
+    static func sum(_ values: [Double]) -> Double {
+        var total = 0.0, compensation = 0.0
+        for v in values {
+            let t = total + v
+            compensation += abs(total) >= abs(v) ? (total - t) + v : (v - t) + total
+            total = t
+        }
+        return total + compensation
     }
 
     /// The revealed JSON (docs/job-spec.md): `{"result", "dataset", "minCell", "groups": [...]}`.

@@ -1,0 +1,181 @@
+import Foundation
+import Testing
+import VaultCore
+
+/// Analyses through the binary, checked against `scripts/reference-analysis.py`, an
+/// independent computation over the input CSVs with Python's standard library.
+@Suite("analyze and results through the shardvault command line", .serialized)
+struct AnalyzeCLITests {
+    static let python = ["/usr/bin/python3", "/usr/local/bin/python3"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        ?? ProcessInfo.processInfo.environment["PATH"]?.split(separator: ":").map { "\($0)/python3" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    static let script: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.appendingPathComponent("scripts/reference-analysis.py").path
+    }()
+    static var ready: Bool { CLI.testdata != nil && python != nil }
+
+    static let specs: [(name: String, json: String)] = [
+        ("no cohort", #"{"dataset": "DS", "purpose": "HRESCH", "asOf": "2020-01-01", "measures": [{"name": "patients", "count": "patients"}]}"#),
+        ("one condition", #"{"dataset": "DS", "purpose": "HRESCH", "asOf": "2020-01-01", "cohort": {"conditions": {"anyOf": ["44054006", "15777000"]}}, "measures": [{"name": "patients", "count": "patients"}], "groupBy": ["sex"]}"#),
+        ("age and sex", #"{"dataset": "DS", "purpose": "HRESCH", "asOf": "2019-06-30", "cohort": {"sex": ["female"], "age": {"min": 18, "max": 64}, "alive": true}, "measures": [{"name": "patients", "count": "patients"}, {"name": "sbp", "observation": "8480-6", "stats": ["count", "mean", "min", "max"]}]}"#),
+        ("observation range", #"{"dataset": "DS", "purpose": "HRESCH", "asOf": "2020-01-01", "cohort": {"observations": [{"code": "39156-5", "min": 25, "max": 30}]}, "measures": [{"name": "patients", "count": "patients"}, {"name": "bmi", "observation": "39156-5", "stats": ["count", "mean", "stddev", "p10", "p50", "p90"]}], "groupBy": ["sex"]}"#),
+        ("groups and quantiles", #"{"dataset": "DS", "purpose": "PUBHLTH", "asOf": "2020-01-01", "groupBy": ["sex", "ageBand10"], "measures": [{"name": "patients", "count": "patients"}, {"name": "bmi", "observation": "39156-5", "stats": ["count", "mean", "stddev", "min", "max", "p0", "p25", "p50", "p75", "p90", "p100"]}, {"name": "a1c", "observation": "4548-4", "stats": ["count", "mean", "p50"]}]}"#),
+        ("dead patients by race", #"{"dataset": "DS", "purpose": "HRESCH", "asOf": "2020-01-01", "cohort": {"alive": false}, "groupBy": ["race", "ethnicity"], "measures": [{"name": "patients", "count": "patients"}]}"#),
+    ]
+
+    /// A vault where alice may analyze and reveal with minCell 1, and the sample ingested
+    /// into 1, 2 and 7 shards.
+    static func vault(_ dir: TempDir) throws -> String {
+        let vault = dir.path + "/v"
+        #expect(try CLI.run(["init", "--vault", vault]).status == 0)
+        try """
+        principals:
+          alice: {roles: [researcher]}
+          bob: {roles: [analyst]}
+        roles:
+          researcher:
+            allow:
+              - actions: [analyze, reveal, results.read]
+                datasets: ["*"]
+                purposes: [HRESCH, PUBHLTH]
+            disclosure: {minCell: 1}
+          analyst:
+            allow:
+              - actions: [analyze]
+                datasets: ["*"]
+                purposes: [HRESCH]
+            disclosure: {minCell: 11}
+
+        """.write(toFile: vault + "/policies/research.yaml", atomically: true, encoding: .utf8)
+        let input = try #require(CLI.testdata) + "/patients/synthea_csv_59"
+        for shards in [1, 2, 7] {
+            let r = try CLI.run(["ingest", "--vault", vault, "--dataset", "s\(shards)", "--format", "synthea-csv", "--shards", String(shards), input])
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+        return vault
+    }
+
+    func reference(_ spec: String, minCell: Int, dir: TempDir) throws -> [String: Any] {
+        let path = dir.path + "/ref-\(UUID().uuidString).json"
+        try spec.write(toFile: path, atomically: true, encoding: .utf8)
+        let r = try CLI.runProgram(try #require(Self.python), [Self.script, try #require(CLI.testdata) + "/patients/synthea_csv_59", path, String(minCell)])
+        #expect(r.status == 0, "\(r.stderr)")
+        return try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+    }
+
+    func analyze(_ vault: String, _ spec: String, as principal: String, dir: TempDir) throws -> (CLI.Result, [String: Any]?) {
+        let path = dir.path + "/spec-\(UUID().uuidString).json"
+        try spec.write(toFile: path, atomically: true, encoding: .utf8)
+        let run = try CLI.run(["analyze", "--vault", vault, "--spec", path, "--as", principal, "--json"])
+        guard run.status == 0, let out = try? JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any],
+              let id = out["result"] as? String else { return (run, nil) }
+        let reveal = try CLI.run(["results", "reveal", id, "--vault", vault, "--as", principal])
+        #expect(reveal.status == 0, "\(reveal.stderr)")
+        return (run, try JSONSerialization.jsonObject(with: Data(reveal.stdout.utf8)) as? [String: Any])
+    }
+
+    /// Groups by their key, as canonical JSON.
+    static func byKey(_ result: [String: Any]) -> [String: [String: Any]] {
+        var out: [String: [String: Any]] = [:]
+        for g in (result["groups"] as? [[String: Any]]) ?? [] {
+            let key = (g["key"] as? [String: String] ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ";")
+            out[key] = g
+        }
+        return out
+    }
+
+    static func same(_ a: Any?, _ b: Any?) -> Bool {
+        switch (a, b) {
+        case (nil, nil), (is NSNull, is NSNull), (nil, is NSNull), (is NSNull, nil): return true
+        case let (x as [String: Any], y as [String: Any]):
+            return Set(x.keys) == Set(y.keys) && x.keys.allSatisfy { same(x[$0], y[$0]) }
+        case let (x as NSNumber, y as NSNumber):
+            let u = x.doubleValue, v = y.doubleValue
+            // 1e-9 relative; values that should be 0 (the spread of equal values) to 1e-12.
+            return u == v || abs(u - v) <= max(1e-9 * max(abs(u), abs(v)), 1e-12)
+        case let (x as Bool, y as Bool): return x == y
+        default: return false
+        }
+    }
+
+    @Test("revealed numbers equal the independent computation over the CSVs, for every spec, with 1, 2 and 7 shards",
+          .enabled(if: ready, "needs ../shared/testdata and python3"))
+    func matchesReference() throws {
+        let dir = TempDir()
+        let vault = try Self.vault(dir)
+        for spec in Self.specs {
+            let expected = Self.byKey(try reference(spec.json.replacingOccurrences(of: "DS", with: "s1"), minCell: 1, dir: dir))
+            #expect(!expected.isEmpty, "\(spec.name): the reference found no group")
+            for shards in [1, 2, 7] {
+                let (run, revealed) = try analyze(vault, spec.json.replacingOccurrences(of: "DS", with: "s\(shards)"), as: "alice", dir: dir)
+                #expect(run.status == 0, "\(spec.name), \(shards) shards: \(run.stderr)")
+                let got = Self.byKey(try #require(revealed))
+                #expect(Set(got.keys) == Set(expected.keys), "\(spec.name), \(shards) shards: groups \(got.keys.sorted()) vs \(expected.keys.sorted())")
+                for (key, group) in expected {
+                    #expect(Self.same(got[key]?["measures"], group["measures"]), "\(spec.name), \(shards) shards, group \(key): \(String(describing: got[key])) vs \(group)")
+                    #expect((got[key]?["suppressed"] as? Bool) == false)
+                }
+            }
+        }
+    }
+
+    @Test("with minCell 11 every group under 11 patients is suppressed, and a spec cannot lower the policy's floor",
+          .enabled(if: ready, "needs ../shared/testdata and python3"))
+    func suppression() throws {
+        let dir = TempDir()
+        let vault = try Self.vault(dir)
+        let spec = #"{"dataset": "s2", "purpose": "HRESCH", "asOf": "2020-01-01", "groupBy": ["race"], "measures": [{"name": "patients", "count": "patients"}, {"name": "bmi", "observation": "39156-5", "stats": ["mean"]}]}"#
+        let withCell = String(spec.dropLast()) + #", "disclosure": {"minCell": 11}}"#
+        let (run, revealed) = try analyze(vault, withCell, as: "alice", dir: dir)
+        #expect(run.status == 0, "\(run.stderr)")
+        let got = Self.byKey(try #require(revealed))
+        let counts = Self.byKey(try reference(withCell, minCell: 1, dir: dir)).mapValues { ($0["measures"] as? [String: Any])?["patients"] as? Int ?? 0 }
+        #expect(Set(got.keys) == Set(counts.keys))
+        var suppressed = 0
+        for (key, patients) in counts {
+            let group = try #require(got[key])
+            #expect((group["suppressed"] as? Bool) == (patients < 11), "\(key): \(patients) patients")
+            if patients < 11 { suppressed += 1; #expect(group["measures"] == nil, "a suppressed group shows its measures") }
+        }
+        #expect(suppressed > 0 && suppressed < counts.count)
+        // bob's role has a floor of 11: a spec asking for 5 is refused.
+        let lower = String(spec.dropLast()) + #", "disclosure": {"minCell": 5}}"#
+        #expect(try analyze(vault, lower, as: "bob", dir: dir).0.status == 77)
+    }
+
+    @Test("a principal without the role, a wrong purpose or an unknown dataset get 77, audited, and nothing is decrypted; a tampered shard fails with 65 and writes no result",
+          .enabled(if: CLI.testdata != nil, "needs ../shared/testdata"))
+    func refusals() throws {
+        let dir = TempDir()
+        let vault = try Self.vault(dir)
+        func decrypts() throws -> Int {
+            try CLI.run(["audit", "log", "--vault", vault, "--action", "shard.decrypt", "--json"]).stdout.split(separator: "\n").count
+        }
+        let before = try decrypts()
+        let base = Self.specs[0].json
+        #expect(try analyze(vault, base.replacingOccurrences(of: "DS", with: "s2"), as: "mallory", dir: dir).0.status == 77)
+        #expect(try analyze(vault, base.replacingOccurrences(of: "DS", with: "s2").replacingOccurrences(of: "HRESCH", with: "TREAT"), as: "alice", dir: dir).0.status == 77)
+        #expect(try analyze(vault, base.replacingOccurrences(of: "DS", with: "nosuch"), as: "alice", dir: dir).0.status == 77)
+        #expect(try decrypts() == before)
+        let denied = try CLI.run(["audit", "log", "--vault", vault, "--action", "analyze", "--outcome", "denied", "--json"])
+        #expect(denied.stdout.split(separator: "\n").count == 3, "\(denied.stdout)")
+
+        // Flip one byte in the middle of a shard of s2: the job fails and no result appears.
+        let generation = try #require(try FileManager.default.contentsOfDirectory(atPath: vault + "/data/s2").first { $0.hasPrefix("g") })
+        let shard = vault + "/data/s2/" + generation + "/shard-00001.svs"
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: shard)))
+        bytes[bytes.count / 2] ^= 0x01
+        try Data(bytes).write(to: URL(fileURLWithPath: shard))
+        let (run, revealed) = try analyze(vault, base.replacingOccurrences(of: "DS", with: "s2"), as: "alice", dir: dir)
+        #expect(run.status == 65 && run.stderr.contains("shard-00001.svs"), "\(run.stderr)")
+        #expect(revealed == nil)
+        let written = (try? FileManager.default.contentsOfDirectory(atPath: vault + "/data/s2/results")) ?? []
+        #expect(written.isEmpty, "\(written)")
+        // The untouched dataset still analyses; the failure is on the log with outcome error.
+        #expect(try analyze(vault, base.replacingOccurrences(of: "DS", with: "s7"), as: "alice", dir: dir).0.status == 0)
+        let errors = try CLI.run(["audit", "log", "--vault", vault, "--action", "analyze", "--outcome", "error", "--json"])
+        #expect(errors.stdout.split(separator: "\n").count == 1, "\(errors.stdout)")
+        #expect(try CLI.run(["audit", "verify", "--vault", vault]).status == 0)
+    }
+}
