@@ -22,8 +22,9 @@ let package = Package(
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
         ),
+        .target(name: "CShims"),
         .target(name: "VaultCrypto", dependencies: ["COpenSSL"], swiftSettings: strict),
-        .target(name: "VaultCore", dependencies: ["VaultCrypto", .product(name: "Yams", package: "Yams")], swiftSettings: strict),
+        .target(name: "VaultCore", dependencies: ["VaultCrypto", "CShims", .product(name: "Yams", package: "Yams")], swiftSettings: strict),
         .executableTarget(
             name: "shardvault",
             dependencies: [

@@ -14,13 +14,19 @@ struct Analyze: ParsableCommand {
     @OptionGroup var options: VaultOptions
     @Option(help: ArgumentHelp("Job spec file (JSON or YAML).", valueName: "FILE")) var spec: String
     @Option(help: "Parallel tasks (default: the number of cores).") var workers: Int?
-    @Option(help: "Task isolation: thread (processes are planned).") var isolation: String = "thread"
+    @Option(help: "Task isolation: process (each shard in a hardened worker process of its own) or thread.") var isolation: String = "process"
 
     func validate() throws {
         if let workers, workers < 1 { throw ValidationError("--workers must be at least 1") }
-        guard isolation == "thread" else {
-            throw ValidationError("--isolation \(isolation) is not available yet; use --isolation thread")
-        }
+        guard ["process", "thread"].contains(isolation) else { throw ValidationError("--isolation must be process or thread") }
+    }
+
+    /// This executable, for worker processes.
+    static func selfPath() throws -> String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard n > 0 else { throw VaultError(.software, "cannot find this executable for worker processes") }
+        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     func run() throws {
@@ -34,7 +40,8 @@ struct Analyze: ParsableCommand {
             let vault = try options.open(lock: .shared, purpose: job.purpose)
             let started = Date()
             let outcome = try vault.perform(AuditAction.analyze, resource: AuditResource(dataset: job.dataset)) {
-                try AnalysisJob(vault: vault, workers: workers ?? ProcessInfo.processInfo.activeProcessorCount).run(job, specBytes: bytes)
+                try AnalysisJob(vault: vault, workers: workers ?? ProcessInfo.processInfo.activeProcessorCount,
+                                isolation: isolation == "thread" ? .thread : .process(executable: try Self.selfPath())).run(job, specBytes: bytes)
             }
             let seconds = Date().timeIntervalSince(started)
             if options.json {
@@ -127,6 +134,26 @@ struct Results: ParsableCommand {
                     FileHandle.standardOutput.write(Data(bytes + [0x0A]))
                 }
             }
+        }
+    }
+}
+
+/// A worker process: one analysis task, read from standard input, answered on standard
+/// output. Started by `analyze --isolation process`; not for direct use.
+struct Worker: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run one analysis task from standard input (internal).", shouldDisplay: false)
+
+    func run() throws {
+        var input = [UInt8](FileHandle.standardInput.readDataToEndOfFile())
+        do {
+            let output = try WorkerTask.runWorker(input: &input)
+            FileHandle.standardOutput.write(Data(output))
+        } catch let error as VaultError {
+            Console.error(error.description)
+            throw ExitCode(error.code.exitStatus)
+        } catch {
+            Console.error("\(error)")
+            throw ExitCode(70)
         }
     }
 }

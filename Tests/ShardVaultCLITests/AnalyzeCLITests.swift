@@ -64,10 +64,10 @@ struct AnalyzeCLITests {
         return try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
     }
 
-    func analyze(_ vault: String, _ spec: String, as principal: String, dir: TempDir) throws -> (CLI.Result, [String: Any]?) {
+    func analyze(_ vault: String, _ spec: String, as principal: String, dir: TempDir, isolation: String = "process") throws -> (CLI.Result, [String: Any]?) {
         let path = dir.path + "/spec-\(UUID().uuidString).json"
         try spec.write(toFile: path, atomically: true, encoding: .utf8)
-        let run = try CLI.run(["analyze", "--vault", vault, "--spec", path, "--as", principal, "--json"])
+        let run = try CLI.run(["analyze", "--vault", vault, "--spec", path, "--as", principal, "--json", "--isolation", isolation])
         guard run.status == 0, let out = try? JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any],
               let id = out["result"] as? String else { return (run, nil) }
         let reveal = try CLI.run(["results", "reveal", id, "--vault", vault, "--as", principal])
@@ -99,7 +99,7 @@ struct AnalyzeCLITests {
         }
     }
 
-    @Test("revealed numbers equal the independent computation over the CSVs, for every spec, with 1, 2 and 7 shards",
+    @Test("revealed numbers equal the independent computation over the CSVs, for every spec, with 1, 2 and 7 shards, in processes and in threads",
           .enabled(if: ready, "needs ../shared/testdata and python3"))
     func matchesReference() throws {
         let dir = TempDir()
@@ -107,9 +107,10 @@ struct AnalyzeCLITests {
         for spec in Self.specs {
             let expected = Self.byKey(try reference(spec.json.replacingOccurrences(of: "DS", with: "s1"), minCell: 1, dir: dir))
             #expect(!expected.isEmpty, "\(spec.name): the reference found no group")
-            for shards in [1, 2, 7] {
-                let (run, revealed) = try analyze(vault, spec.json.replacingOccurrences(of: "DS", with: "s\(shards)"), as: "alice", dir: dir)
-                #expect(run.status == 0, "\(spec.name), \(shards) shards: \(run.stderr)")
+            for (shards, isolation) in [(1, "process"), (2, "process"), (7, "process"), (1, "thread"), (7, "thread")] {
+                let (run, revealed) = try analyze(vault, spec.json.replacingOccurrences(of: "DS", with: "s\(shards)"), as: "alice", dir: dir,
+                                                  isolation: isolation)
+                #expect(run.status == 0, "\(spec.name), \(shards) shards, \(isolation): \(run.stderr)")
                 let got = Self.byKey(try #require(revealed))
                 #expect(Set(got.keys) == Set(expected.keys), "\(spec.name), \(shards) shards: groups \(got.keys.sorted()) vs \(expected.keys.sorted())")
                 for (key, group) in expected {
@@ -167,15 +168,20 @@ struct AnalyzeCLITests {
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: shard)))
         bytes[bytes.count / 2] ^= 0x01
         try Data(bytes).write(to: URL(fileURLWithPath: shard))
-        let (run, revealed) = try analyze(vault, base.replacingOccurrences(of: "DS", with: "s2"), as: "alice", dir: dir)
-        #expect(run.status == 65 && run.stderr.contains("shard-00001.svs"), "\(run.stderr)")
-        #expect(revealed == nil)
+        for isolation in ["process", "thread"] {
+            let (run, revealed) = try analyze(vault, base.replacingOccurrences(of: "DS", with: "s2"), as: "alice", dir: dir, isolation: isolation)
+            #expect(run.status == 65 && run.stderr.contains("shard-00001.svs"), "\(isolation): \(run.stderr)")
+            #expect(revealed == nil)
+        }
         let written = (try? FileManager.default.contentsOfDirectory(atPath: vault + "/data/s2/results")) ?? []
         #expect(written.isEmpty, "\(written)")
         // The untouched dataset still analyses; the failure is on the log with outcome error.
         #expect(try analyze(vault, base.replacingOccurrences(of: "DS", with: "s7"), as: "alice", dir: dir).0.status == 0)
         let errors = try CLI.run(["audit", "log", "--vault", vault, "--action", "analyze", "--outcome", "error", "--json"])
-        #expect(errors.stdout.split(separator: "\n").count == 1, "\(errors.stdout)")
+        #expect(errors.stdout.split(separator: "\n").count == 2, "\(errors.stdout)")
+        // A worker started by hand without a task frame refuses.
+        let worker = try CLI.run(["worker"])
+        #expect(worker.status == 64 && worker.stderr.contains("task frame"), "\(worker.stderr)")
         #expect(try CLI.run(["audit", "verify", "--vault", vault]).status == 0)
     }
 }

@@ -30,12 +30,21 @@ public struct ResultInfo: Codable, Sendable {
 
 /// Runs an analysis over a dataset's sealed shards, in parallel, and seals the result.
 public struct AnalysisJob {
+    /// Where each task runs: a thread of this process, or a worker process of its own
+    /// (`executable worker`) that gets its shard and key on standard input.
+    public enum Isolation: Sendable {
+        case thread
+        case process(executable: String)
+    }
+
     public let vault: Vault
     public var workers: Int
+    public var isolation: Isolation
 
-    public init(vault: Vault, workers: Int = ProcessInfo.processInfo.activeProcessorCount) {
+    public init(vault: Vault, workers: Int = ProcessInfo.processInfo.activeProcessorCount, isolation: Isolation = .thread) {
         self.vault = vault
         self.workers = max(1, workers)
+        self.isolation = isolation
     }
 
     static func resultsDirectory(_ layout: VaultLayout, _ dataset: String) -> String { layout.datasetDirectory(dataset) + "/results" }
@@ -65,18 +74,29 @@ public struct AnalysisJob {
         let next = AtomicCounter()
         let keyring = vault.keyring
         let vaultId = vault.id
+        let isolation = isolation
+        let outputKey = try SecureBytes.random(count: 32)
+        let specText = String(decoding: specBytes, as: UTF8.self)
         DispatchQueue.concurrentPerform(iterations: min(workers, manifest.shards.count)) { _ in
             while true {
                 let i = next.increment()
                 if i >= manifest.shards.count || partials.failed { return }
                 let entry = manifest.shards[i]
+                let path = generationDir + "/" + entry.file
                 do {
                     let kek = try keyring.material(dataset: spec.dataset, kind: .kek, version: entry.kekVersion)
-                    let signing = try keyring.material(dataset: spec.dataset, kind: .signing, version: entry.signingVersion)
-                    let expected = ShardExpectation(vaultId: vaultId, dataset: spec.dataset, generation: manifest.generation,
-                                                    shardCount: manifest.shardCount, entry: entry)
-                    let shard = try ShardReader.decrypt(path: generationDir + "/" + entry.file, expected: expected, kek: kek, signingKey: signing)
-                    partials.set(i, try AnalysisEngine.evaluate(spec, shard: shard))
+                    switch isolation {
+                    case .thread:
+                        let signing = try keyring.material(dataset: spec.dataset, kind: .signing, version: entry.signingVersion)
+                        let expected = ShardExpectation(vaultId: vaultId, dataset: spec.dataset, generation: manifest.generation,
+                                                        shardCount: manifest.shardCount, entry: entry)
+                        let shard = try ShardReader.decrypt(path: path, expected: expected, kek: kek, signingKey: signing)
+                        partials.set(i, try AnalysisEngine.evaluate(spec, shard: shard))
+                    case .process(let executable):
+                        let task = WorkerTask(job: id, spec: specText, path: path, vaultId: Hex.encode(vaultId), dataset: spec.dataset,
+                                              generation: manifest.generation, shardCount: manifest.shardCount, entry: entry)
+                        partials.set(i, try ProcessTaskRunner(executable: executable).run(task, kek: kek, outputKey: outputKey))
+                    }
                 } catch {
                     partials.fail(error)
                 }

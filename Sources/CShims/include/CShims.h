@@ -1,0 +1,13 @@
+#ifndef SHARDVAULT_CSHIMS_H
+#define SHARDVAULT_CSHIMS_H
+
+/// Hardens the calling process before it handles keys or plaintext: no core dumps
+/// (RLIMIT_CORE 0), not dumpable (PR_SET_DUMPABLE 0, which also keeps other processes of
+/// the same user from ptrace-attaching), and no new privileges (PR_SET_NO_NEW_PRIVS).
+/// Returns 0, or -1 with errno set. prctl is variadic, so Swift cannot call it directly.
+int shardvault_harden_process(void);
+
+/// Whether the process is dumpable (1) or not (0), or -1 on error.
+int shardvault_is_dumpable(void);
+
+#endif
