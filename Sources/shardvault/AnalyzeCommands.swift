@@ -108,6 +108,7 @@ struct Results: ParsableCommand {
         @OptionGroup var purpose: PurposeOption
         @Argument(help: "Result id.") var id: String
         @Option(help: "json or csv.") var format: String = "json"
+        @Flag(help: "Indent the JSON.") var pretty = false
 
         func validate() throws {
             guard ["json", "csv"].contains(format) else { throw ValidationError("--format must be json or csv") }
@@ -130,6 +131,9 @@ struct Results: ParsableCommand {
                 }
                 if format == "csv" {
                     FileHandle.standardOutput.write(Data(try ResultStore.csv(fromJSON: bytes).utf8))
+                } else if pretty, let object = try? JSONSerialization.jsonObject(with: Data(bytes)) {
+                    let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+                    FileHandle.standardOutput.write(data + Data([0x0A]))
                 } else {
                     FileHandle.standardOutput.write(Data(bytes + [0x0A]))
                 }

@@ -184,4 +184,20 @@ struct AnalyzeCLITests {
         #expect(worker.status == 64 && worker.stderr.contains("task frame"), "\(worker.stderr)")
         #expect(try CLI.run(["audit", "verify", "--vault", vault]).status == 0)
     }
+
+    @Test("'shardvault demo' runs every step and keeps its vault when asked, with an intact audit log")
+    func demo() throws {
+        let dir = TempDir()
+        let kept = dir.path + "/demo"
+        let run = try CLI.run(["demo", "--patients", "300", "--dir", kept])
+        #expect(run.status == 0, "\(run.stderr)")
+        for step in ["$ shardvault init", "$ shardvault ingest", "$ shardvault analyze", "$ shardvault results reveal", "$ shardvault audit verify", "Demo complete"] {
+            #expect(run.stdout.contains(step), "missing step \(step)")
+        }
+        #expect(run.stdout.contains("\"suppressed\""))
+        #expect(try CLI.run(["audit", "verify", "--vault", kept + "/vault"]).status == 0)
+        let reveals = try CLI.run(["audit", "log", "--vault", kept + "/vault", "--action", "result", "--json"])
+        #expect(reveals.stdout.split(separator: "\n").count == 2, "\(reveals.stdout)") // result.write, result.decrypt
+        #expect(try CLI.run(["demo", "--dir", kept]).status == 73, "an existing folder is never reused")
+    }
 }
