@@ -71,22 +71,9 @@ public enum AnalysisEngine {
         }
     }
 
-    /// Year, month, day of a day number (days since 1970-01-01).
-    static func civil(_ days: Int) -> (year: Int, month: Int, day: Int) {
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
-    }
-
     /// Whole years from `birth` to `asOf` (both day numbers).
     static func age(birth: Int, asOf: Int) -> Int {
-        let b = civil(birth), a = civil(asOf)
+        let b = ClinicalTime.civil(fromDays: birth), a = ClinicalTime.civil(fromDays: asOf)
         return a.year - b.year - ((a.month, a.day) < (b.month, b.day) ? 1 : 0)
     }
 
