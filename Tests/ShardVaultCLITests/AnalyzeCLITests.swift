@@ -200,4 +200,44 @@ struct AnalyzeCLITests {
         #expect(reveals.stdout.split(separator: "\n").count == 2, "\(reveals.stdout)") // result.write, result.decrypt
         #expect(try CLI.run(["demo", "--dir", kept]).status == 73, "an existing folder is never reused")
     }
+
+    @Test("a principal without 'reveal' is refused and nothing is decrypted; altered result metadata or a swapped sealed result fails with 65",
+          .enabled(if: CLI.testdata != nil, "needs ../shared/testdata"))
+    func revealRefusals() throws {
+        let dir = TempDir()
+        let vault = try Self.vault(dir)
+        let spec = Self.specs[0].json.replacingOccurrences(of: "DS", with: "s2")
+        let path = dir.path + "/spec.json"
+        try spec.write(toFile: path, atomically: true, encoding: .utf8)
+        var ids: [String] = []
+        for _ in 0..<2 {
+            let run = try CLI.run(["analyze", "--vault", vault, "--spec", path, "--as", "alice", "--json", "--isolation", "thread"])
+            let out = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+            ids.append(try #require(out["result"] as? String))
+        }
+        func decrypts() throws -> Int {
+            try CLI.run(["audit", "log", "--vault", vault, "--action", "result.decrypt", "--json"]).stdout.split(separator: "\n").count
+        }
+        // bob may analyze but not reveal.
+        let denied = try CLI.run(["results", "reveal", ids[0], "--vault", vault, "--as", "bob"])
+        #expect(denied.status == 77 && denied.stdout.isEmpty, "\(denied.stderr)")
+        #expect(try decrypts() == 0)
+        #expect(try CLI.run(["results", "reveal", ids[0], "--vault", vault, "--as", "alice"]).status == 0)
+        #expect(try decrypts() == 1)
+
+        let results = vault + "/data/s2/results/"
+        // Altered metadata (a lower minCell written into it): the signature fails.
+        let metadata = results + ids[0] + ".json"
+        let original = try String(contentsOfFile: metadata, encoding: .utf8)
+        try original.replacingOccurrences(of: "\"minCell\":1", with: "\"minCell\":2").write(toFile: metadata, atomically: true, encoding: .utf8)
+        let altered = try CLI.run(["results", "reveal", ids[0], "--vault", vault, "--as", "alice"])
+        #expect(altered.status == 65 && altered.stderr.contains(ids[0] + ".json"), "\(altered.stderr)")
+        try original.write(toFile: metadata, atomically: true, encoding: .utf8)
+        // One result's sealed file put in the place of the other's.
+        try FileManager.default.removeItem(atPath: results + ids[0] + ".svr")
+        try FileManager.default.copyItem(atPath: results + ids[1] + ".svr", toPath: results + ids[0] + ".svr")
+        let swapped = try CLI.run(["results", "reveal", ids[0], "--vault", vault, "--as", "alice"])
+        #expect(swapped.status == 65 && swapped.stdout.isEmpty, "\(swapped.stderr)")
+        #expect(try CLI.run(["results", "reveal", ids[1], "--vault", vault, "--as", "alice"]).status == 0)
+    }
 }

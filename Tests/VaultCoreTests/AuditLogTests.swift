@@ -363,14 +363,16 @@ struct AuditLogAttackTests {
         #expect(problem(vault).isEmpty, "the restored log must verify again")
     }
 
+    /// An entry in the second half of the log whose successor is in the same segment.
+    static func middleEntryWithSuccessor(_ entries: [ScannedEntry]) -> ScannedEntry? {
+        entries.dropFirst(entries.count / 2).first { e in entries.contains { $0.segment == e.segment && $0.line == e.line + 1 } }
+    }
+
     @Test("a deleted entry line is reported at its place")
     func deletedLine() throws {
         let (dir, vault, entries) = try attackVault()
         defer { withExtendedLifetime(dir) {} }
-        // An entry with a successor in the same segment.
-        let target = try #require(entries.dropFirst(entries.count / 2).first { e in
-            entries.contains { $0.segment == e.segment && $0.line == e.line + 1 }
-        })
+        let target = try #require(Self.middleEntryWithSuccessor(entries))
         let path = K.segmentPath(vault, target.segment)
         var lines = K.lines(try K.read(path))
         lines.remove(at: target.line - 1)
@@ -384,9 +386,7 @@ struct AuditLogAttackTests {
     func swappedLines() throws {
         let (dir, vault, entries) = try attackVault()
         defer { withExtendedLifetime(dir) {} }
-        let target = try #require(entries.dropFirst(entries.count / 2).first { e in
-            entries.contains { $0.segment == e.segment && $0.line == e.line + 1 }
-        })
+        let target = try #require(Self.middleEntryWithSuccessor(entries))
         let path = K.segmentPath(vault, target.segment)
         var lines = K.lines(try K.read(path))
         lines.swapAt(target.line - 1, target.line)
