@@ -21,6 +21,7 @@ struct AnalyzeCLITests {
         ("age and sex", #"{"dataset": "DS", "purpose": "HRESCH", "asOf": "2019-06-30", "cohort": {"sex": ["female"], "age": {"min": 18, "max": 64}, "alive": true}, "measures": [{"name": "patients", "count": "patients"}, {"name": "sbp", "observation": "8480-6", "stats": ["count", "mean", "min", "max"]}]}"#),
         ("observation range", #"{"dataset": "DS", "purpose": "HRESCH", "asOf": "2020-01-01", "cohort": {"observations": [{"code": "39156-5", "min": 25, "max": 30}]}, "measures": [{"name": "patients", "count": "patients"}, {"name": "bmi", "observation": "39156-5", "stats": ["count", "mean", "stddev", "p10", "p50", "p90"]}], "groupBy": ["sex"]}"#),
         ("groups and quantiles", #"{"dataset": "DS", "purpose": "PUBHLTH", "asOf": "2020-01-01", "groupBy": ["sex", "ageBand10"], "measures": [{"name": "patients", "count": "patients"}, {"name": "bmi", "observation": "39156-5", "stats": ["count", "mean", "stddev", "min", "max", "p0", "p25", "p50", "p75", "p90", "p100"]}, {"name": "a1c", "observation": "4548-4", "stats": ["count", "mean", "p50"]}]}"#),
+        ("medications by state", #"{"dataset": "DS", "purpose": "HRESCH", "asOf": "2020-01-01", "cohort": {"medications": {"anyOf": ["314076", "308136"]}}, "groupBy": ["state", "sex"], "measures": [{"name": "patients", "count": "patients"}, {"name": "dbp", "observation": "8462-4", "stats": ["count", "mean", "p50"]}]}"#),
         ("dead patients by race", #"{"dataset": "DS", "purpose": "HRESCH", "asOf": "2020-01-01", "cohort": {"alive": false}, "groupBy": ["race", "ethnicity"], "measures": [{"name": "patients", "count": "patients"}]}"#),
     ]
 
@@ -56,10 +57,24 @@ struct AnalyzeCLITests {
         return vault
     }
 
-    func reference(_ spec: String, minCell: Int, dir: TempDir) throws -> [String: Any] {
+    static let bundles = "/patients/synthea_fhir_r4_bundles_50.tgz"
+
+    /// The FHIR Bundles of the same Synthea run as the CSV sample, ingested into 1, 2 and 7
+    /// shards as f1, f2 and f7.
+    static func addBundles(to vault: String) throws {
+        let input = try #require(CLI.testdata) + bundles
+        for shards in [1, 2, 7] {
+            let r = try CLI.run(["ingest", "--vault", vault, "--dataset", "f\(shards)", "--format", "fhir-bundle", "--shards", String(shards), input])
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+    }
+
+    /// Runs the reference over `input` (under ../shared/testdata), counting only the patients
+    /// listed in `only` when given.
+    func reference(_ spec: String, minCell: Int, dir: TempDir, input: String = "/patients/synthea_csv_59", only: String? = nil) throws -> [String: Any] {
         let path = dir.path + "/ref-\(UUID().uuidString).json"
         try spec.write(toFile: path, atomically: true, encoding: .utf8)
-        let r = try CLI.runProgram(try #require(Self.python), [Self.script, try #require(CLI.testdata) + "/patients/synthea_csv_59", path, String(minCell)])
+        let r = try CLI.runProgram(try #require(Self.python), [Self.script, try #require(CLI.testdata) + input, path, String(minCell)] + (only.map { [$0] } ?? []))
         #expect(r.status == 0, "\(r.stderr)")
         return try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
     }
@@ -118,6 +133,66 @@ struct AnalyzeCLITests {
                     #expect((got[key]?["suppressed"] as? Bool) == false)
                 }
             }
+        }
+    }
+
+    @Test("""
+          the FHIR Bundles of the same Synthea run give the same groups and patient counts as its CSV, and statistics equal to \
+          the reference over the Bundles, with 1, 2 and 7 shards, in processes and in threads
+          """, .enabled(if: ready, "needs ../shared/testdata and python3"))
+    func fhirSamePopulation() throws {
+        let dir = TempDir()
+        let vault = try Self.vault(dir)
+        try Self.addBundles(to: vault)
+        // The archive holds one Bundle per patient, named by the patient's id: those are the
+        // CSV patients to compare with (the CSV sample has 9 more).
+        let listing = try CLI.runProgram("/usr/bin/tar", ["-tzf", try #require(CLI.testdata) + Self.bundles])
+        let ids = listing.stdout.split(separator: "\n").compactMap { line -> String? in
+            let name = line.split(separator: "/").last.map(String.init) ?? ""
+            guard name.hasSuffix(".json"), let id = UUID(uuidString: String(name.dropLast(5))) else { return nil }
+            return id.uuidString.lowercased()
+        }
+        #expect(ids.count == 50, "\(listing.stdout)")
+        let only = dir.path + "/patients.txt"
+        try (ids.joined(separator: "\n") + "\n").write(toFile: only, atomically: true, encoding: .utf8)
+
+        for spec in Self.specs {
+            let json = spec.json.replacingOccurrences(of: "DS", with: "f1")
+            let overBundles = Self.byKey(try reference(json, minCell: 1, dir: dir, input: Self.bundles))
+            let overCSV = Self.byKey(try reference(json, minCell: 1, dir: dir, only: only))
+            #expect(!overBundles.isEmpty, "\(spec.name): the reference found no group")
+            // Synthea's CSV export writes observation values rounded to one decimal, its FHIR
+            // export to two: counts are equal, statistics move by at most the rounding.
+            #expect(Set(overBundles.keys) == Set(overCSV.keys), "\(spec.name): \(overBundles.keys.sorted()) vs \(overCSV.keys.sorted())")
+            for (key, group) in overBundles {
+                #expect(Self.sameWithinRounding(group["measures"], overCSV[key]?["measures"]), "\(spec.name), \(key): \(group) vs \(String(describing: overCSV[key]))")
+            }
+            for (shards, isolation) in [(1, "process"), (2, "process"), (7, "process"), (1, "thread"), (7, "thread")] {
+                let (run, revealed) = try analyze(vault, spec.json.replacingOccurrences(of: "DS", with: "f\(shards)"), as: "alice", dir: dir,
+                                                  isolation: isolation)
+                #expect(run.status == 0, "\(spec.name), \(shards) shards, \(isolation): \(run.stderr)")
+                let got = Self.byKey(try #require(revealed))
+                #expect(Set(got.keys) == Set(overBundles.keys), "\(spec.name), \(shards) shards: \(got.keys.sorted()) vs \(overBundles.keys.sorted())")
+                for (key, group) in overBundles {
+                    #expect(Self.same(got[key]?["measures"], group["measures"]), "\(spec.name), \(shards) shards, \(isolation), \(key): \(String(describing: got[key])) vs \(group)")
+                }
+            }
+        }
+    }
+
+    /// Counts equal; a location statistic (mean, min, max, pNN) of values each rounded to one
+    /// decimal within 0.05 of the unrounded one, a standard deviation within 0.05·√(n/(n-1)) ≤ 0.0708.
+    static func sameWithinRounding(_ a: Any?, _ b: Any?, name: String = "") -> Bool {
+        switch (a, b) {
+        case (nil, nil), (is NSNull, is NSNull), (nil, is NSNull), (is NSNull, nil): return true
+        case let (x as [String: Any], y as [String: Any]):
+            return Set(x.keys) == Set(y.keys) && x.keys.allSatisfy { sameWithinRounding(x[$0], y[$0], name: $0) }
+        case let (x as NSNumber, y as NSNumber):
+            if name == "count" || name == "patients" || !(name == "stddev" || name == "mean" || name == "min" || name == "max" || name.hasPrefix("p")) {
+                return x.doubleValue == y.doubleValue
+            }
+            return abs(x.doubleValue - y.doubleValue) <= (name == "stddev" ? 0.0708 : 0.05 + 1e-9)
+        default: return false
         }
     }
 

@@ -37,7 +37,7 @@ struct GeneratorTests {
             let first = root.appendingPathComponent("a"), second = root.appendingPathComponent("b"), other = root.appendingPathComponent("c")
             let summaryA = try SyntheaGenerator(patients: 40, seed: 42).write(to: first)
             let summaryB = try SyntheaGenerator(patients: 40, seed: 42).write(to: second)
-            let summaryC = try SyntheaGenerator(patients: 40, seed: 43).write(to: other)
+            _ = try SyntheaGenerator(patients: 40, seed: 43).write(to: other)
             #expect(summaryA == summaryB)
             for name in SyntheaGenerator.fileNames {
                 let a = try Data(contentsOf: first.appendingPathComponent(name))

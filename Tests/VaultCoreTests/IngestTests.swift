@@ -58,6 +58,62 @@ struct IngestTests {
         #expect(patients == 40)
     }
 
+    @Test("several Synthea folders make one dataset; a patient in two of them is refused and nothing is published")
+    func severalFolders() throws {
+        let (vaultDir, vault) = try newVault()
+        defer { withExtendedLifetime(vaultDir) {} }
+        let first = TemporaryDirectory("first"), second = TemporaryDirectory("second")
+        _ = try SyntheaGenerator(patients: 30, seed: 1).write(to: URL(fileURLWithPath: first.path + "/out"))
+        _ = try SyntheaGenerator(patients: 20, seed: 2).write(to: URL(fileURLWithPath: second.path + "/out"))
+        let report = try Ingestor(vault: vault).ingest(dataset: "both", format: .syntheaCSV, paths: [first.path + "/out", second.path + "/out"],
+                                                       shards: 3, replace: false)
+        #expect(report.records.patients == 50)
+        #expect(Verifier(vault: vault).verify(dataset: "both", deep: true).ok)
+
+        #expect {
+            try Ingestor(vault: vault).ingest(dataset: "twice", format: .syntheaCSV, paths: [first.path + "/out", first.path + "/out"],
+                                              shards: 3, replace: false)
+        } throws: { error in
+            let e = error as? VaultError
+            return e?.message == "duplicate patient id" && e?.location?.contains("patients.csv") == true
+        }
+        #expect(!FileManager.default.fileExists(atPath: vault.layout.datasetDirectory("twice") + "/manifest.json"))
+        // A folder missing a file is named before anything is read.
+        try FileManager.default.removeItem(atPath: second.path + "/out/procedures.csv")
+        #expect {
+            try Ingestor(vault: vault).ingest(dataset: "broken", format: .syntheaCSV, paths: [first.path + "/out", second.path + "/out"],
+                                              shards: 3, replace: false)
+        } throws: { error in
+            (error as? VaultError)?.location == second.path + "/out" && "\(error)".contains("procedures.csv")
+        }
+    }
+
+    @Test("each input file is read once, front to back: named pipes can stand in for the CSV files")
+    func namedPipes() throws {
+        let (vaultDir, vault) = try newVault()
+        defer { withExtendedLifetime(vaultDir) {} }
+        let plain = TemporaryDirectory("plain"), pipes = TemporaryDirectory("pipes")
+        _ = try SyntheaGenerator(patients: 25, seed: 9).write(to: URL(fileURLWithPath: plain.path + "/out"))
+        let names = ["patients", "conditions", "observations", "medications", "encounters", "procedures", "immunizations"]
+        var feeders: [Thread] = []
+        for name in names {
+            let pipe = pipes.path + "/\(name).csv"
+            #expect(mkfifo(pipe, 0o600) == 0)
+            let source = plain.path + "/out/\(name).csv"
+            let feeder = Thread {
+                // Blocks until ingest opens the pipe, like `zstd -dc file.zst > pipe`.
+                guard let data = FileManager.default.contents(atPath: source), let out = FileHandle(forWritingAtPath: pipe) else { return }
+                out.write(data)
+                try? out.close()
+            }
+            feeder.start()
+            feeders.append(feeder)
+        }
+        let report = try Ingestor(vault: vault).ingest(dataset: "piped", format: .syntheaCSV, paths: [pipes.path], shards: 2, replace: false)
+        let direct = try Ingestor(vault: vault).ingest(dataset: "direct", format: .syntheaCSV, paths: [plain.path + "/out"], shards: 2, replace: false)
+        #expect(report.records == direct.records && report.records.patients == 25)
+    }
+
     @Test("re-ingesting a name needs --replace; a replace makes a new generation and removes the old one")
     func replaceGenerations() throws {
         let (vaultDir, vault) = try newVault()

@@ -93,4 +93,25 @@ struct JobSpecTests {
         #expect(try spec.effectiveMinCell(policyFloor: 20) == 20)
         #expect(try spec.effectiveMinCell(policyFloor: nil) == 1)
     }
+
+    @Test("group keys: Synthea CSV and FHIR spellings of race, ethnicity and state meet in one vocabulary; others are kept as written",
+          arguments: [
+              ("race", "white", "White"), ("race", "White", "White"), ("race", "black", "Black or African American"),
+              ("race", "Black or African American", "Black or African American"), ("race", "native", "American Indian or Alaska Native"),
+              ("race", "hawaiian", "Native Hawaiian or Other Pacific Islander"), ("race", "other", "Other"), ("race", "", "Unknown"),
+              ("race", " Asian ", "Asian"), ("race", "martian", "martian"),
+              ("ethnicity", "nonhispanic", "Not Hispanic or Latino"), ("ethnicity", "Hispanic or Latino", "Hispanic or Latino"),
+              ("ethnicity", "hispanic", "Hispanic or Latino"), ("ethnicity", "", "Unknown"),
+              ("state", "California", "CA"), ("state", "CA", "CA"), ("state", "ma", "MA"), ("state", "District of Columbia", "DC"),
+              ("state", "Ontario", "Ontario"), ("state", "", "Unknown"),
+          ])
+    func demographics(dimension: String, raw: String, expected: String) {
+        let mapped = switch dimension {
+        case "race": Demographics.race(raw)
+        case "ethnicity": Demographics.ethnicity(raw)
+        default: Demographics.state(raw)
+        }
+        #expect(mapped == expected)
+        #expect(Demographics.stateNames.count == 56 && Set(Demographics.stateNames.map(\.code)).count == 56)
+    }
 }

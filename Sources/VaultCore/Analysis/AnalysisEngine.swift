@@ -51,9 +51,13 @@ public enum AnalysisEngine {
             birth = try int32(p, 1)
             death = try int32(p, 2)
             sex = try dict(p, 3)
+            // Group keys in one vocabulary whatever the input format (Demographics).
             race = try dict(p, 4)
+            race.entries = race.entries.map(Demographics.race)
             ethnicity = try dict(p, 5)
+            ethnicity.entries = ethnicity.entries.map(Demographics.ethnicity)
             state = try dict(p, 6)
+            state.entries = state.entries.map(Demographics.state)
             pseudonymCount = birth.count
             let c = table(.conditions)
             conditionPatient = c.isEmpty ? [] : try int32(c, 0)

@@ -111,8 +111,7 @@ public struct Ingestor {
         let source: any RecordSource
         switch format {
         case .syntheaCSV:
-            guard paths.count == 1 else { throw VaultError(.usage, "synthea-csv takes exactly one folder") }
-            source = SyntheaCSVSource(directory: paths[0])
+            source = SyntheaCSVSource(directories: paths)
         case .fhirNDJSON:
             source = FHIRNDJSONSource(paths: paths)
         case .fhirBundle:

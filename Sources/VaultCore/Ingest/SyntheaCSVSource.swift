@@ -1,7 +1,10 @@
-/// Reads a Synthea CSV export folder (patients, conditions, observations, medications,
-/// encounters, procedures, immunizations; other files are listed as not ingested).
+/// Reads Synthea CSV export folders (patients, conditions, observations, medications,
+/// encounters, procedures, immunizations; other files are listed as not ingested). Several
+/// folders (say, the outputs of several Synthea runs) make one dataset; every folder is
+/// checked before any is read, and a patient in two folders is refused as a duplicate.
+/// Each file is read once, front to back, so a named pipe can stand in for it.
 struct SyntheaCSVSource: RecordSource {
-    let directory: String
+    let directories: [String]
 
     struct FileSpec {
         let kind: RecordKind
@@ -33,20 +36,26 @@ struct SyntheaCSVSource: RecordSource {
     ]
 
     func read(into sink: IngestSink) throws {
-        guard FileIO.isDirectory(directory) else {
-            throw VaultError(.noInput, "not a folder of Synthea CSV files", location: directory)
-        }
-        for spec in Self.specs where !FileIO.exists(directory + "/" + spec.file) {
-            throw VaultError(.noInput, "missing file \(spec.file) (a Synthea CSV export needs patients, conditions, observations, medications, encounters, procedures and immunizations)", location: directory)
+        for directory in directories {
+            guard FileIO.isDirectory(directory) else {
+                throw VaultError(.noInput, "not a folder of Synthea CSV files", location: directory)
+            }
+            for spec in Self.specs where !FileIO.exists(directory + "/" + spec.file) {
+                throw VaultError(.noInput, "missing file \(spec.file) (a Synthea CSV export needs patients, conditions, observations, medications, encounters, procedures and immunizations)", location: directory)
+            }
         }
         let ingested = Set(Self.specs.map(\.file))
-        for name in try FileIO.listDirectory(directory) where name.hasSuffix(".csv") && !ingested.contains(name) {
-            sink.noteSkipped(directory + "/" + name)
+        for directory in directories {
+            for name in try FileIO.listDirectory(directory) where name.hasSuffix(".csv") && !ingested.contains(name) {
+                sink.noteSkipped(directory + "/" + name)
+            }
         }
-        for spec in Self.specs { try read(spec, into: sink) }
+        for directory in directories {
+            for spec in Self.specs { try read(spec, in: directory, into: sink) }
+        }
     }
 
-    private func read(_ spec: FileSpec, into sink: IngestSink) throws {
+    private func read(_ spec: FileSpec, in directory: String, into sink: IngestSink) throws {
         let path = directory + "/" + spec.file
         let csv = try CSVReader(path: path)
         guard try csv.next() else { throw VaultError(.dataError, "file is empty (no header line)", location: VaultError.at(path, line: 1)) }
