@@ -93,9 +93,14 @@ public struct AnalysisJob {
                         let shard = try ShardReader.decrypt(path: path, expected: expected, kek: kek, signingKey: signing)
                         partials.set(i, try AnalysisEngine.evaluate(spec, shard: shard))
                     case .process(let executable):
+                        // The worker gets this shard's DEK only, unwrapped here from a header
+                        // that matches the manifest; the KEK stays in this process.
+                        let expected = ShardExpectation(vaultId: vaultId, dataset: spec.dataset, generation: manifest.generation,
+                                                        shardCount: manifest.shardCount, entry: entry)
+                        let dek = try ShardReader.unwrapDEK(path: path, expected: expected, kek: kek)
                         let task = WorkerTask(job: id, spec: specText, path: path, vaultId: Hex.encode(vaultId), dataset: spec.dataset,
                                               generation: manifest.generation, shardCount: manifest.shardCount, entry: entry)
-                        partials.set(i, try ProcessTaskRunner(executable: executable).run(task, kek: kek, outputKey: outputKey))
+                        partials.set(i, try ProcessTaskRunner(executable: executable).run(task, dek: dek, outputKey: outputKey))
                     }
                 } catch {
                     partials.fail(error)

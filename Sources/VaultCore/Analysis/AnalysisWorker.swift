@@ -58,7 +58,9 @@ extension PartialAggregate {
 }
 
 /// One task for a worker process, sent on its standard input (never in argv, the
-/// environment or a file): a JSON header line, then the KEK and the job's output key.
+/// environment or a file): a JSON header line, then the shard's data key (DEK, unwrapped by
+/// the coordinator: the worker never holds the dataset's KEK nor its signing key) and the
+/// job's output key.
 public struct WorkerTask: Codable, Sendable {
     public var job: String
     public var spec: String
@@ -69,18 +71,19 @@ public struct WorkerTask: Codable, Sendable {
     public var shardCount: Int
     public var entry: ManifestShard
 
-    static let magic = Array("SVTASK1\n".utf8)
+    static let magic = Array("SVTASK2\n".utf8)
     static let outputMagic = Array("SVPART1\n".utf8)
 
     /// Additional data of a worker's sealed output: the job and the shard, so that outputs
     /// cannot be swapped between tasks or jobs.
     var outputAAD: [UInt8] { Array("shardvault/partial/v1\n\(job)\n\(entry.index)".utf8) }
 
-    func frame(kek: SecureBytes, outputKey: SecureBytes) throws -> [UInt8] {
+    func frame(dek: SecureBytes, outputKey: SecureBytes) throws -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         var out = Self.magic + [UInt8](try encoder.encode(self)) + [0x0A]
-        kek.withUnsafeBytes { out.append(contentsOf: $0) }
+        guard dek.count == 32, outputKey.count == 32 else { throw VaultError(.software, "task keys must be 32 bytes") }
+        dek.withUnsafeBytes { out.append(contentsOf: $0) }
         outputKey.withUnsafeBytes { out.append(contentsOf: $0) }
         return out
     }
@@ -98,14 +101,14 @@ public struct WorkerTask: Codable, Sendable {
             throw VaultError(.usage, "the worker expects a task frame on standard input")
         }
         let task = try JSONDecoder().decode(WorkerTask.self, from: Data(input[magic.count..<newline]))
-        let kek = SecureBytes(copying: input[(newline + 1)..<(newline + 33)])
+        let dek = SecureBytes(copying: input[(newline + 1)..<(newline + 33)])
         let outputKey = SecureBytes(copying: input[(newline + 33)..<(newline + 65)])
         let spec = try JobSpec.parse(task.spec, file: "job spec")
         guard let vaultId = Hex.decode(task.vaultId) else { throw VaultError(.usage, "bad vault id in the task") }
         let expected = ShardExpectation(vaultId: vaultId, dataset: task.dataset, generation: task.generation, shardCount: task.shardCount, entry: task.entry)
         // No signing key here: the manifest, authenticated by the coordinator, fixes the
-        // header and body digests this read checks, besides the commitment and every chunk.
-        let shard = try ShardReader.decrypt(path: task.path, expected: expected, kek: kek, signingKey: nil)
+        // header and body digests this read checks, besides the DEK's commitment and every chunk.
+        let shard = try ShardReader.decrypt(path: task.path, expected: expected, key: .dek(dek), signingKey: nil)
         var partial = try AnalysisEngine.evaluate(spec, shard: shard).encode()
         defer { secureWipe(&partial) }
         let nonce = try SystemRandom.bytes(12)
@@ -132,7 +135,7 @@ public struct WorkerTask: Codable, Sendable {
 struct ProcessTaskRunner {
     let executable: String
 
-    func run(_ task: WorkerTask, kek: SecureBytes, outputKey: SecureBytes) throws -> PartialAggregate {
+    func run(_ task: WorkerTask, dek: SecureBytes, outputKey: SecureBytes) throws -> PartialAggregate {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = ["worker"]
@@ -142,7 +145,7 @@ struct ProcessTaskRunner {
         process.standardOutput = output
         process.standardError = errors
         try process.run()
-        var frame = try task.frame(kek: kek, outputKey: outputKey)
+        var frame = try task.frame(dek: dek, outputKey: outputKey)
         defer { secureWipe(&frame) }
         // The answer is read on another thread while the frame is written, so neither side blocks.
         let reader = PipeReader(output.fileHandleForReading)

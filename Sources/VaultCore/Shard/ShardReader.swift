@@ -25,6 +25,15 @@ public struct ShardExpectation: Sendable {
     }
 }
 
+/// The key a shard is opened with: the dataset's KEK, which unwraps the shard's DEK from
+/// its header, or that DEK itself, unwrapped beforehand (what a worker process gets, so it
+/// holds the key of its one shard and no other). Either way the key commitment in the body
+/// header is checked before anything is decrypted.
+public enum ShardKey: Sendable {
+    case kek(SecureBytes)
+    case dek(SecureBytes)
+}
+
 /// Reads and checks shard files.
 public enum ShardReader {
     /// Checks a shard with the signing key only: structure, header fields against the
@@ -45,6 +54,13 @@ public enum ShardReader {
     /// new allocation (the returned plaintext is then that buffer, of which only the first
     /// `plaintextLength` bytes are meaningful).
     public static func read(path: String, expected: ShardExpectation, signingKey: SecureBytes?, kek: SecureBytes?,
+                            plaintextBuffer: SecureBytes? = nil)
+        throws -> (header: ShardHeader, plaintext: SecureBytes?, plaintextLength: Int) {
+        try read(path: path, expected: expected, signingKey: signingKey, key: kek.map { ShardKey.kek($0) }, plaintextBuffer: plaintextBuffer)
+    }
+
+    /// `read` with either key (`ShardKey`).
+    public static func read(path: String, expected: ShardExpectation, signingKey: SecureBytes?, key: ShardKey?,
                             plaintextBuffer: SecureBytes? = nil)
         throws -> (header: ShardHeader, plaintext: SecureBytes?, plaintextLength: Int) {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
@@ -86,9 +102,12 @@ public enum ShardReader {
 
         // Decryption set-up: the chunk layout must be valid before anything is decrypted.
         var decryptor: (opener: ChunkedOpener, layout: ChunkedEncryption.Layout, plaintext: SecureBytes)?
-        if let kek {
+        if let key {
             do {
-                let dek = try header.unwrapDEK(kek: kek)
+                let dek = switch key {
+                case .kek(let kek): try header.unwrapDEK(kek: kek)
+                case .dek(let dek): dek
+                }
                 let chunkHeader = try readExactly(fd: fd, count: ChunkedEncryption.headerLength, offset: ShardHeader.blockSize, path: path)
                 let opener = try chunkHeader.withUnsafeBytes { try ChunkedOpener(key: dek, context: header.context, header: $0) }
                 let layout = try ChunkedEncryption.Layout(bodyLength: bodyLength - ChunkedEncryption.headerLength)
@@ -172,6 +191,33 @@ public enum ShardReader {
         return (header, nil, 0)
     }
 
+    /// Unwraps a shard's DEK with the KEK, from a header that matches the manifest (fields
+    /// and SHA-256). Reads the header block only; the body is checked by whoever decrypts.
+    public static func unwrapDEK(path: String, expected: ShardExpectation, kek: SecureBytes) throws -> SecureBytes {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw VaultError.system(errno == ENOENT ? .dataError : .ioError, "shard missing or unreadable", path: path, errno: errno)
+        }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw VaultError.system(.ioError, "cannot stat shard", path: path, errno: errno) }
+        guard Int(st.st_size) == expected.entry.size else {
+            throw VaultError(.dataError, "shard size \(st.st_size) does not match the manifest's \(expected.entry.size) (truncated or extended)", location: path)
+        }
+        let block = try readExactly(fd: fd, count: ShardHeader.blockSize, offset: 0, path: path)
+        let header: ShardHeader
+        do { header = try ShardHeader.parse(block: block) } catch let error as VaultError {
+            throw VaultError(.dataError, error.message, location: path)
+        }
+        try check(header: header, against: expected, path: path)
+        guard Hex.encode(Digest.sha256(block)) == expected.entry.headerSha256 else {
+            throw VaultError(.dataError, "header SHA-256 does not match the manifest", location: path)
+        }
+        do { return try header.unwrapDEK(kek: kek) } catch let error as VaultError {
+            throw VaultError(.dataError, error.message, location: path)
+        }
+    }
+
     static func check(header: ShardHeader, against expected: ShardExpectation, path: String) throws {
         func mismatch(_ what: String, _ found: String, _ want: String) -> VaultError {
             VaultError(.dataError, "header \(what) is \(found), expected \(want) (shard moved, swapped or copied from elsewhere)", location: path)
@@ -197,7 +243,12 @@ public enum ShardReader {
     /// signature too when `signingKey` is given), then decodes the tables and checks
     /// their record counts against the manifest. The plaintext never leaves memory.
     public static func decrypt(path: String, expected: ShardExpectation, kek: SecureBytes, signingKey: SecureBytes? = nil) throws -> DecodedShard {
-        let (_, plaintext, length) = try read(path: path, expected: expected, signingKey: signingKey, kek: kek)
+        try decrypt(path: path, expected: expected, key: .kek(kek), signingKey: signingKey)
+    }
+
+    /// `decrypt` with either key (`ShardKey`).
+    public static func decrypt(path: String, expected: ShardExpectation, key: ShardKey, signingKey: SecureBytes? = nil) throws -> DecodedShard {
+        let (_, plaintext, length) = try read(path: path, expected: expected, signingKey: signingKey, key: key)
         guard let plaintext else { throw VaultError(.software, "no plaintext", location: path) }
         do {
             let decoded = try plaintext.withUnsafeBytes { try DecodedShard.decode(UnsafeRawBufferPointer(rebasing: $0[0..<length])) }
