@@ -15,6 +15,7 @@ struct Analyze: ParsableCommand {
     @Option(help: ArgumentHelp("Job spec file (JSON or YAML).", valueName: "FILE")) var spec: String
     @Option(help: "Parallel tasks (default: the number of cores).") var workers: Int?
     @Option(help: "Task isolation: process (each shard in a hardened worker process of its own) or thread.") var isolation: String = "process"
+    @Flag(name: .customLong("no-progress"), help: "Do not show progress (shown on standard error when it is a terminal).") var noProgress = false
 
     func validate() throws {
         if let workers, workers < 1 { throw ValidationError("--workers must be at least 1") }
@@ -39,10 +40,15 @@ struct Analyze: ParsableCommand {
             }
             let vault = try options.open(lock: .shared, purpose: job.purpose)
             let started = Date()
+            let display = TerminalProgress("analyze \(job.dataset)", enabled: !noProgress && TerminalProgress.terminal)
+            defer { display.finish() }
             let outcome = try vault.perform(AuditAction.analyze, resource: AuditResource(dataset: job.dataset)) {
-                try AnalysisJob(vault: vault, workers: workers ?? ProcessInfo.processInfo.activeProcessorCount,
-                                isolation: isolation == "thread" ? .thread : .process(executable: try Self.selfPath())).run(job, specBytes: bytes)
+                var analysis = AnalysisJob(vault: vault, workers: workers ?? ProcessInfo.processInfo.activeProcessorCount,
+                                           isolation: isolation == "thread" ? .thread : .process(executable: try Self.selfPath()))
+                if display.enabled { analysis.progress = { display.update(done: $0, total: $1, bytes: $2) } }
+                return try analysis.run(job, specBytes: bytes)
             }
+            display.finish()
             let seconds = Date().timeIntervalSince(started)
             if options.json {
                 struct Out: Encodable { var result: String; var dataset: String; var groups: Int; var suppressed: Int; var shards: Int; var minCell: Int; var seconds: Double }

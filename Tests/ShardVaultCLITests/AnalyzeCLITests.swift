@@ -196,6 +196,26 @@ struct AnalyzeCLITests {
         }
     }
 
+    @Test("progress is drawn on a terminal (a pseudo-terminal from script(1)), never in a pipe or with --no-progress",
+          .enabled(if: CLI.testdata != nil && FileManager.default.isExecutableFile(atPath: "/usr/bin/script"), "needs ../shared/testdata and script(1)"))
+    func progress() throws {
+        let dir = TempDir()
+        let vault = try Self.vault(dir)
+        let path = dir.path + "/spec.json"
+        try Self.specs[0].json.replacingOccurrences(of: "DS", with: "s7").write(toFile: path, atomically: true, encoding: .utf8)
+        let binary = try #require(CLI.binary)
+        func quoted(_ words: [String]) -> String { words.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ") }
+        let command = [binary, "analyze", "--vault", vault, "--spec", path, "--as", "alice", "--workers", "2"]
+        let onTerminal = try CLI.runProgram("/usr/bin/script", ["-qec", quoted(command), "/dev/null"], environment: ["TERM": "xterm"])
+        #expect(onTerminal.status == 0, "\(onTerminal.stdout)")
+        #expect(onTerminal.stdout.contains("analyze s7: 7/7 shards  100%"), "\(onTerminal.stdout)")
+        #expect(onTerminal.stdout.contains("\r\u{1B}[2KResult "), "the progress line is cleared before the result: \(onTerminal.stdout)")
+        let quiet = try CLI.runProgram("/usr/bin/script", ["-qec", quoted(command + ["--no-progress"]), "/dev/null"], environment: ["TERM": "xterm"])
+        #expect(quiet.status == 0 && quiet.stdout.contains("Result ") && !quiet.stdout.contains("shards  "), "\(quiet.stdout)")
+        let piped = try CLI.run(Array(command.dropFirst()))
+        #expect(piped.status == 0 && !piped.stderr.contains("\u{1B}") && piped.stderr.isEmpty, "\(piped.stderr)")
+    }
+
     @Test("with minCell 11 every group under 11 patients is suppressed, and a spec cannot lower the policy's floor",
           .enabled(if: ready, "needs ../shared/testdata and python3"))
     func suppression() throws {

@@ -40,6 +40,9 @@ public struct AnalysisJob {
     public let vault: Vault
     public var workers: Int
     public var isolation: Isolation
+    /// Called from the task threads after each shard's task ends (done, total, sealed bytes
+    /// of the shards done), and once with (0, total, 0) before the first starts.
+    public var progress: (@Sendable (_ done: Int, _ total: Int, _ bytes: Int) -> Void)?
 
     public init(vault: Vault, workers: Int = ProcessInfo.processInfo.activeProcessorCount, isolation: Isolation = .thread) {
         self.vault = vault
@@ -77,6 +80,9 @@ public struct AnalysisJob {
         let isolation = isolation
         let outputKey = try SecureBytes.random(count: 32)
         let specText = String(decoding: specBytes, as: UTF8.self)
+        let progress = progress
+        let finished = AtomicCounter(), finishedBytes = AtomicCounter()
+        progress?(0, manifest.shards.count, 0)
         DispatchQueue.concurrentPerform(iterations: min(workers, manifest.shards.count)) { _ in
             while true {
                 let i = next.increment()
@@ -104,6 +110,10 @@ public struct AnalysisJob {
                     }
                 } catch {
                     partials.fail(error)
+                }
+                if let progress {
+                    let bytes = finishedBytes.add(entry.size)
+                    progress(finished.increment() + 1, manifest.shards.count, bytes)
                 }
             }
         }

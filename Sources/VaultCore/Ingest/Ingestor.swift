@@ -283,4 +283,6 @@ final class AtomicCounter: @unchecked Sendable {
     private let lock = NSLock()
     private var value = 0
     func increment() -> Int { lock.withLock { defer { value += 1 }; return value } }
+    /// Adds `n` and returns the new value.
+    func add(_ n: Int) -> Int { lock.withLock { value += n; return value } }
 }
