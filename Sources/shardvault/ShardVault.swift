@@ -11,7 +11,7 @@ struct ShardVault: ParsableCommand {
         Exit codes (sysexits): 0 ok, 64 usage, 65 bad data or failed verification, 66 missing input,
         73 cannot create, 74 I/O error, 77 permission denied, 78 configuration error.
         """,
-        subcommands: [Demo.self, Init.self, Ingest.self, Datasets.self, Verify.self, Analyze.self, Results.self, Audit.self, PolicyCommand.self, SelfTest.self, Generate.self, Worker.self])
+        subcommands: [Demo.self, Init.self, Ingest.self, Datasets.self, Verify.self, Analyze.self, Results.self, Keys.self, Audit.self, PolicyCommand.self, SelfTest.self, Generate.self, Worker.self])
 }
 
 /// Options every vault command takes.

@@ -246,9 +246,21 @@ public struct ResultStore {
         return info
     }
 
+    /// The signing key version named on a result metadata file's signature line.
+    static func signatureVersion(path: String) throws -> Int {
+        let bytes = try FileIO.readAll(path)
+        struct Signature: Decodable { var keyVersion: Int }
+        guard let newline = bytes.firstIndex(of: 0x0A),
+              let signature = try? JSONDecoder().decode(Signature.self, from: Data(bytes[(newline + 1)...].prefix { $0 != 0x0A })) else {
+            throw VaultError(.dataError, "result metadata has no valid signature line", location: path)
+        }
+        return signature.keyVersion
+    }
+
     /// Decrypts a result after checking its signature and seal; the caller has recorded the
     /// reveal. Returns the result JSON.
     public func reveal(_ info: ResultInfo) throws -> [UInt8] {
+        try KeyLifecycle.checkNoPendingRotation(vault.layout, info.dataset)
         let path = AnalysisJob.resultsDirectory(vault.layout, info.dataset) + "/" + info.sealed.file
         let kek = try vault.keyring.material(dataset: info.dataset, kind: .kek, version: info.sealed.kekVersion)
         let signing = try vault.keyring.material(dataset: info.dataset, kind: .signing, version: info.sealed.signingVersion)

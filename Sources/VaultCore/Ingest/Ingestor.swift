@@ -47,6 +47,7 @@ public struct Ingestor {
         var previous: Manifest?
         var previousBytes: [UInt8]?
         if FileIO.exists(manifestPath) {
+            try KeyLifecycle.checkNoPendingRotation(vault.layout, dataset)
             guard replace else {
                 throw VaultError(.cannotCreate, "dataset '\(dataset)' already exists; pass --replace to ingest a new generation", location: manifestPath)
             }

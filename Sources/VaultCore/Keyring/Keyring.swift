@@ -34,6 +34,10 @@ public struct KeyRecord: Codable, Sendable, Equatable {
     public var wrapped: String?
     /// Encryptions made under this version (DEKs wrapped, for a KEK).
     public var uses: Int
+    /// When the version was last used to encrypt or sign (RFC 3339), if ever.
+    public var lastUsed: String? = nil
+    /// When the material was destroyed (retired or crypto-shredded), if it was.
+    public var destroyed: String? = nil
 }
 
 struct KeyringFile: Codable {
@@ -128,13 +132,9 @@ public final class Keyring: @unchecked Sendable {
             let id = Self.keyId(dataset, kind)
             let version = (records.filter { $0.id == id }.map(\.version).max() ?? 0) + 1
             let material = try SecureBytes.random(count: 32)
-            let nonce = try SystemRandom.bytes(12)
             var record = KeyRecord(id: id, kind: kind, dataset: dataset, version: version, state: .active,
                                    created: Timestamp.rfc3339(now), rootVersion: root.version, wrapped: nil, uses: 0)
-            var plain = material.unsafeExportedBytes()
-            defer { secureWipe(&plain) }
-            let sealed = try AESGCM(key: root.material).seal(nonce: nonce, plaintext: plain, aad: aad(record))
-            record.wrapped = Data(nonce + sealed).base64EncodedString()
+            record.wrapped = try seal(material, record: record, root: root)
             records.append(record)
             lock.withLock { cache["\(id)#\(version)"] = material }
             created.append(record)
@@ -151,8 +151,14 @@ public final class Keyring: @unchecked Sendable {
         guard let record = record(id: id, version: version), record.kind == kind, record.dataset == dataset else {
             throw VaultError(.dataError, "key \(id) version \(version) is not in the keyring", location: path)
         }
-        guard record.state != .destroyed, let wrapped = record.wrapped, let blob = Data(base64Encoded: wrapped), blob.count == 60 else {
-            throw VaultError(.dataError, "key \(id) version \(version) is destroyed", location: path)
+        guard record.state != .destroyed else {
+            throw VaultError(.dataError, "key \(id) version \(version) was destroyed\(record.destroyed.map { " on \($0)" } ?? ""): dataset '\(dataset)' was crypto-shredded and can no longer be read", location: path)
+        }
+        guard record.state != .retired else {
+            throw VaultError(.dataError, "key \(id) version \(version) is retired\(record.destroyed.map { " since \($0)" } ?? ""): its material was destroyed", location: path)
+        }
+        guard let wrapped = record.wrapped, let blob = Data(base64Encoded: wrapped), blob.count == 60 else {
+            throw VaultError(.dataError, "key \(id) version \(version) has no usable material in the keyring", location: path)
         }
         guard record.rootVersion == root.version else {
             throw VaultError(.configuration, "key \(id) version \(version) is wrapped under root key version \(record.rootVersion), but root key version \(root.version) is loaded", location: path)
@@ -169,9 +175,100 @@ public final class Keyring: @unchecked Sendable {
     }
 
     /// Adds `count` to the use counter of a key version (saved with the next `save()`).
-    public func recordUses(id: String, version: Int, count: Int) {
+    public func recordUses(id: String, version: Int, count: Int, now: Date = Date()) {
         if let i = records.firstIndex(where: { $0.id == id && $0.version == version }) {
             records[i].uses += count
+            records[i].lastUsed = Timestamp.rfc3339(now)
+        }
+    }
+
+    /// Re-seals a version's material under the same root key with the record changed as
+    /// `change` says (its state is in the wrap's additional data).
+    private func reseal(_ index: Int, _ change: (inout KeyRecord) -> Void) throws {
+        let old = records[index]
+        let material = try self.material(dataset: old.dataset, kind: old.kind, version: old.version)
+        var record = old
+        change(&record)
+        record.rootVersion = root.version
+        record.wrapped = try seal(material, record: record, root: root)
+        records[index] = record
+    }
+
+    private func seal(_ material: SecureBytes, record: KeyRecord, root: RootKey) throws -> String {
+        let nonce = try SystemRandom.bytes(12)
+        var plain = material.unsafeExportedBytes()
+        defer { secureWipe(&plain) }
+        let sealed = try AESGCM(key: root.material).seal(nonce: nonce, plaintext: plain, aad: aad(record))
+        return Data(nonce + sealed).base64EncodedString()
+    }
+
+    /// Makes a new version of a dataset's key of `kind` the active one; the version that was
+    /// active becomes decrypt-only (it still opens and verifies what it protected, and
+    /// protects nothing new). Saved with the next `save()`. Returns (new, previous).
+    @discardableResult
+    public func rotate(_ dataset: String, _ kind: KeyKind, now: Date = Date()) throws -> (new: KeyRecord, previous: KeyRecord?) {
+        let previous = active(dataset, kind)
+        if let previous, let i = records.firstIndex(of: previous) {
+            try reseal(i) { $0.state = .decryptOnly }
+        }
+        let id = Self.keyId(dataset, kind)
+        let version = (records.filter { $0.id == id }.map(\.version).max() ?? 0) + 1
+        let material = try SecureBytes.random(count: 32)
+        var record = KeyRecord(id: id, kind: kind, dataset: dataset, version: version, state: .active,
+                               created: Timestamp.rfc3339(now), rootVersion: root.version, wrapped: nil, uses: 0)
+        record.wrapped = try seal(material, record: record, root: root)
+        records.append(record)
+        lock.withLock { cache["\(id)#\(version)"] = material }
+        return (record, previous.flatMap { p in records.first { $0.id == p.id && $0.version == p.version } })
+    }
+
+    /// Destroys the material of every version of `dataset`'s key of `kind` below `floor`
+    /// that still has it, and marks those versions retired. The caller has checked that
+    /// nothing references them. Saved with the next `save()`. Returns the versions retired.
+    public func retire(_ dataset: String, _ kind: KeyKind, below floor: Int, now: Date = Date()) -> [KeyRecord] {
+        var retired: [KeyRecord] = []
+        for i in records.indices where records[i].dataset == dataset && records[i].kind == kind && records[i].version < floor
+            && records[i].state != .retired && records[i].state != .destroyed {
+            records[i].state = .retired
+            records[i].wrapped = nil
+            records[i].destroyed = Timestamp.rfc3339(now)
+            lock.withLock { _ = cache.removeValue(forKey: "\(records[i].id)#\(records[i].version)") }
+            retired.append(records[i])
+        }
+        return retired
+    }
+
+    /// Crypto-shredding: destroys the material of every key of `dataset`. Saved with the next
+    /// `save()`; the caller then re-wraps the keyring under a new root key, so that no copy
+    /// of the old keyring file can bring the material back. Returns the versions destroyed.
+    public func destroy(_ dataset: String, now: Date = Date()) -> [KeyRecord] {
+        var destroyed: [KeyRecord] = []
+        for i in records.indices where records[i].dataset == dataset && records[i].state != .destroyed {
+            records[i].state = .destroyed
+            records[i].wrapped = nil
+            records[i].destroyed = records[i].destroyed ?? Timestamp.rfc3339(now)
+            lock.withLock { _ = cache.removeValue(forKey: "\(records[i].id)#\(records[i].version)") }
+            destroyed.append(records[i])
+        }
+        return destroyed
+    }
+
+    /// The loaded root key's version.
+    public var rootVersion: Int { root.version }
+
+    /// Every version that still has material, re-wrapped under `newRoot` (not yet saved).
+    func rewrapped(under newRoot: RootKey) throws -> [KeyRecord] {
+        try records.map { old in
+            guard old.wrapped != nil else {
+                var r = old
+                r.rootVersion = newRoot.version
+                return r
+            }
+            let material = try self.material(dataset: old.dataset, kind: old.kind, version: old.version)
+            var record = old
+            record.rootVersion = newRoot.version
+            record.wrapped = try seal(material, record: record, root: newRoot)
+            return record
         }
     }
 

@@ -161,6 +161,7 @@ public struct DatasetCatalog {
         guard FileIO.isDirectory(directory) else { throw VaultError(.noInput, "no dataset named '\(dataset)'", location: vault.layout.data) }
         let path = directory + "/" + ManifestFile.name
         guard FileIO.exists(path) else { throw VaultError(.dataError, "manifest is missing", location: path) }
+        try KeyLifecycle.checkNoPendingRotation(vault.layout, dataset)
         return try ManifestFile.load(path, dataset: dataset, vault: vault)
     }
 }
