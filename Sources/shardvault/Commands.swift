@@ -171,6 +171,10 @@ struct Verify: ParsableCommand {
                 }
                 if selected.isEmpty { Console.out("No datasets to verify.") }
             }
+            // Key versions near their usage bound (docs/key-lifecycle.md), on standard error.
+            for record in vault.keyring.records where selected.contains(record.dataset) {
+                if let advice = KeyLimits.advice(record) { Console.error("warning: \(record.id) version \(record.version): \(advice)") }
+            }
             if results.contains(where: { !$0.ok }) { throw ExitCode(65) }
         }
     }

@@ -283,12 +283,15 @@ public struct KeyLifecycle {
             entries[i].signingVersion = signing
         }
         var written = outcomes.all.filter(\.written).count
+        // DEKs wrapped under the target KEK by this run (re-signing alone wraps none).
+        var wraps = zip(manifest.shards, outcomes.all).filter { $0.0.kekVersion != kek && $0.1.written }.count
 
         // Results: the sealed file, then its signed metadata (the result's own commit point).
         let signingKey = try vault.keyring.material(dataset: dataset, kind: .signing, version: signing)
         for (n, (object, result)) in zip(resultObjects, results).enumerated() {
             let outcome = try HeaderRewrite.apply(object, saved: saved[object.name], keyring: keyring, kek: kek, signing: signing)
             if outcome.written { written += 1 }
+            if outcome.written && result.info.sealed.kekVersion != kek { wraps += 1 }
             var info = result.info
             info.sealed.headerSha256 = outcome.headerSha256
             info.sealed.kekVersion = kek
@@ -318,7 +321,7 @@ public struct KeyLifecycle {
                                                                   keyVersion: kek, sha256: newSha, size: bytes.count)))
         try FaultInjection.point("rewrap.manifest")
         try finish(rotationDir: rotationDir, datasetDir: datasetDir)
-        vault.keyring.recordUses(id: kekRecord.id, version: kek, count: written)
+        if wraps > 0 { vault.keyring.recordUses(id: kekRecord.id, version: kek, count: wraps) }
         try vault.keyring.save()
         report.written = written
         report.manifestSha256 = newSha
