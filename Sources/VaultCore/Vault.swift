@@ -10,6 +10,8 @@ public struct VaultLayout: Sendable {
     public var data: String { root + "/data" }
     var vaultFile: String { keys + "/vault.json" }
     var rootKeyFile: String { keys + "/root.key" }
+    /// The next root key while a root rotation is unfinished.
+    var nextRootKeyFile: String { keys + "/root.key.next" }
     var keyringFile: String { keys + "/keyring.json" }
 
     public init(root: String) {
@@ -115,8 +117,7 @@ public final class Vault: @unchecked Sendable {
         guard file.format == format, let id = Hex.decode(file.vaultId), id.count == 16 else {
             throw VaultError(.configuration, "unsupported vault format or bad vault id", location: layout.vaultFile)
         }
-        let rootKey = try RootKey.load(from: layout.rootKeyFile)
-        let keyring = try Keyring(path: layout.keyringFile, vaultId: id, root: rootKey)
+        let keyring = try Keyring(path: layout.keyringFile, vaultId: id, roots: try RootKey.loadAll(layout))
         let audit = try AuditLog.open(layout: layout, vaultId: id, context: context,
                                       segmentLimit: file.auditSegmentBytes ?? AuditLog.defaultSegmentLimit)
         return Vault(layout: layout, id: id, keyring: keyring, audit: audit, lock: lock)

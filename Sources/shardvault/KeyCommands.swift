@@ -10,7 +10,7 @@ struct Keys: ParsableCommand {
         audited before it acts. Killed at any point, the same command run again finishes the work. \
         See docs/key-lifecycle.md.
         """,
-        subcommands: [List.self, Usage.self, Rotate.self, Rewrap.self, Retire.self])
+        subcommands: [List.self, Usage.self, Rotate.self, Rewrap.self, Retire.self, Destroy.self])
 
     struct DatasetOption: ParsableArguments {
         @Option(help: "Dataset name.") var dataset: String
@@ -97,42 +97,104 @@ struct Keys: ParsableCommand {
             discussion: """
             --kek: a new KEK version; older ones become decrypt-only; then 'keys rewrap' moves every shard to it. \
             --signing: a new signing key version, and every shard, result and the manifest re-signed with it, without \
-            decrypting anything.
+            decrypting anything. --data: every shard re-encrypted under a fresh data key into a new generation. \
+            --root (no --dataset): every key re-wrapped under a new root key, and the old root key wiped.
             """)
         @OptionGroup var options: VaultOptions
         @OptionGroup var purpose: PurposeOption
-        @OptionGroup var target: DatasetOption
+        @Option(help: "Dataset name (all but --root).") var dataset: String?
         @Flag(help: "Rotate the dataset's key-encryption key.") var kek = false
         @Flag(help: "Rotate the dataset's signing key and re-sign everything.") var signing = false
+        @Flag(help: "Re-encrypt every shard of the dataset under fresh data keys (a new generation).") var data = false
+        @Flag(help: "Rotate the vault root key.") var root = false
 
         func validate() throws {
-            guard [kek, signing].filter({ $0 }).count == 1 else { throw ValidationError("give exactly one of --kek or --signing") }
+            guard [kek, signing, data, root].filter({ $0 }).count == 1 else {
+                throw ValidationError("give exactly one of --kek, --signing, --data or --root")
+            }
+            if root && dataset != nil { throw ValidationError("--root rotates the vault's root key: give no --dataset") }
+            if !root && dataset == nil { throw ValidationError("--dataset is required with --kek, --signing and --data") }
         }
 
         func run() throws {
             try runCommand {
                 let vault = try options.open(lock: .exclusive, purpose: purpose.or("HSYSADMIN"))
-                let kind: KeyKind = kek ? .kek : .signing
-                let resource = AuditResource(dataset: target.dataset, key: "\(target.dataset)/\(kind.rawValue)")
+                if root {
+                    let (old, new) = try vault.perform(AuditAction.keysRotate, resource: AuditResource(vault: vault.idHex, key: "root")) {
+                        try KeyLifecycle(vault: vault).rotateRoot()
+                    }
+                    if options.json {
+                        struct Out: Encodable { var oldVersion: Int; var newVersion: Int; var keys: Int }
+                        try Console.json(Out(oldVersion: old, newVersion: new, keys: vault.keyring.records.filter { $0.wrapped != nil }.count))
+                        return
+                    }
+                    Console.out("Rotated the root key: version \(new) wraps \(vault.keyring.records.filter { $0.wrapped != nil }.count) keys; version \(old) was wiped.")
+                    return
+                }
+                guard let dataset else { return }
+                let kind: KeyKind = kek ? .kek : signing ? .signing : .kek
+                let resource = AuditResource(dataset: dataset, key: "\(dataset)/\(kind.rawValue)")
                 if kek {
                     let record = try vault.perform(AuditAction.keysRotate, resource: resource) {
-                        try KeyLifecycle(vault: vault).rotate(target.dataset, .kek)
+                        try KeyLifecycle(vault: vault).rotate(dataset, .kek)
                     }
                     if options.json { try Console.json(record); return }
                     Console.out("Rotated \(record.id): version \(record.version) is active; older versions are decrypt-only.")
-                    Console.out("Move every shard to it with: shardvault keys rewrap --dataset \(target.dataset)")
-                } else {
-                    let display = TerminalProgress("re-sign \(target.dataset)")
+                    Console.out("Move every shard to it with: shardvault keys rewrap --dataset \(dataset)")
+                } else if signing {
+                    let display = TerminalProgress("re-sign \(dataset)")
                     defer { display.finish() }
                     let (record, report) = try vault.perform(AuditAction.keysRotate, resource: resource) {
                         var lifecycle = KeyLifecycle(vault: vault)
                         if display.enabled { lifecycle.progress = { display.update(done: $0, total: $1, bytes: 0, unit: "files") } }
-                        return try lifecycle.rotateSigning(target.dataset)
+                        return try lifecycle.rotateSigning(dataset)
                     }
                     display.finish()
                     if options.json { try Console.json(report); return }
                     Console.out("Rotated \(record.id): version \(record.version) is active; re-signed \(report.shards) shards, \(report.results) results and the manifest (\(report.written) files written\(report.resumed ? ", resumed" : "")) in \(String(format: "%.2f", report.seconds)) s.")
+                } else {
+                    let display = TerminalProgress("re-encrypt \(dataset)")
+                    defer { display.finish() }
+                    let report = try vault.perform(AuditAction.keysRotate, resource: AuditResource(dataset: dataset, key: "\(dataset)/data")) {
+                        var lifecycle = KeyLifecycle(vault: vault)
+                        if display.enabled { lifecycle.progress = { display.update(done: $0, total: $1, bytes: 0) } }
+                        return try lifecycle.rotateData(dataset)
+                    }
+                    display.finish()
+                    if options.json { try Console.json(report); return }
+                    Console.out(String(format: "Re-encrypted '%@' under fresh data keys: generation %d replaces %d, %d shards (%d sealed by this run%@), %@ in %.2f s.",
+                                       dataset, report.generation, report.replacedGeneration, report.shards, report.sealed,
+                                       report.resumed ? ", resumed" : "", Console.bytes(report.plaintextBytes), report.seconds))
                 }
+            }
+        }
+    }
+
+    struct Destroy: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Crypto-shred a dataset: destroy all of its key material, so nothing of it can ever be read again.",
+            discussion: """
+            Give the dataset's name twice (--dataset D --confirm D). The destruction is on the audit log before it happens; \
+            the root key is then rotated so that no earlier copy of the keyring can bring the keys back. The sealed files \
+            stay; every later read fails with a 'destroyed' error (exit 65).
+            """)
+        @OptionGroup var options: VaultOptions
+        @OptionGroup var purpose: PurposeOption
+        @OptionGroup var target: DatasetOption
+        @Option(help: "The dataset's name again, to confirm.") var confirm: String
+
+        func validate() throws {
+            guard confirm == target.dataset else { throw ValidationError("--confirm must repeat the dataset name ('\(target.dataset)')") }
+        }
+
+        func run() throws {
+            try runCommand {
+                let vault = try options.open(lock: .exclusive, purpose: purpose.or("HSYSADMIN"))
+                let destroyed = try vault.perform(AuditAction.keysDestroy, resource: AuditResource(dataset: target.dataset)) {
+                    try KeyLifecycle(vault: vault).destroy(target.dataset)
+                }
+                if options.json { try Console.json(destroyed); return }
+                Console.out("Destroyed \(destroyed.count) key versions of '\(target.dataset)' (\(destroyed.map { "\($0.kind.rawValue) v\($0.version)" }.joined(separator: ", "))); the root key was rotated. The dataset can no longer be read.")
             }
         }
     }

@@ -155,4 +155,108 @@ struct KeyCLITests {
         #expect(retire.status == 0, "\(retire.stderr)")
         #expect(try CLI.run(["audit", "verify", "--vault", vault]).status == 0)
     }
+
+    static func shardDataKeys(_ vault: String) throws -> Set<String> {
+        let manifest = try String(contentsOfFile: vault + "/data/d/manifest.jsonl", encoding: .utf8)
+        let body = try #require(try JSONSerialization.jsonObject(with: Data(manifest.split(separator: "\n")[0].utf8)) as? [String: Any])
+        return Set(((body["shards"] as? [[String: Any]]) ?? []).compactMap { $0["dataKeyId"] as? String })
+    }
+
+    @Test("""
+          rotate --data killed after each shard, after publishing and after the manifest, and run again: fresh data keys for \
+          every shard, one new generation per rotation, the dataset readable throughout, same numbers
+          """, .enabled(if: CLI.testdata != nil, "needs ../shared/testdata"))
+    func dataRotationKilled() throws {
+        let dir = TempDir()
+        let vault = try Self.vault(dir)
+        let expected = try Self.numbers(vault, dir)
+        var keys = try Self.shardDataKeys(vault)
+        #expect(keys.count == 6)
+        let points = ["data.shard:1", "data.shard:4", "data.published:1", "data.manifest:1"]
+        for (n, point) in points.enumerated() {
+            let killed = try CLI.run(["keys", "rotate", "--vault", vault, "--dataset", "d", "--data"], environment: ["SHARDVAULT_CRASH_AT": point])
+            #expect(killed.status != 0, "\(point)")
+            // Until the rerun, the dataset still reads (the old generation, or the new one once committed).
+            #expect(try Self.numbers(vault, dir) == expected, "\(point): not readable while interrupted")
+            let rerun = try CLI.run(["keys", "rotate", "--vault", vault, "--dataset", "d", "--data", "--json"])
+            #expect(rerun.status == 0, "\(point): \(rerun.stderr)")
+            let generations = try FileManager.default.contentsOfDirectory(atPath: vault + "/data/d").filter { $0.hasPrefix("g") }
+            #expect(generations == [String(format: "g%06d", n + 2)], "\(point): \(generations)")
+            let now = try Self.shardDataKeys(vault)
+            #expect(now.count == 6 && now.isDisjoint(with: keys), "\(point): a shard kept its data key")
+            keys = now
+            #expect(try CLI.run(["verify", "--vault", vault, "--dataset", "d", "--deep"]).status == 0, "\(point)")
+            #expect(try Self.numbers(vault, dir) == expected, "\(point)")
+        }
+        #expect(try CLI.run(["audit", "verify", "--vault", vault]).status == 0)
+    }
+
+    @Test("rotate --root killed at each step reads fine in between and finishes when run again; the old root key file is wiped",
+          .enabled(if: CLI.testdata != nil, "needs ../shared/testdata"))
+    func rootRotationKilled() throws {
+        let dir = TempDir()
+        let vault = try Self.vault(dir)
+        let expected = try Self.numbers(vault, dir)
+        for (n, point) in ["root.next:1", "root.keyring:1", "root.wiped:1"].enumerated() {
+            let before = try Data(contentsOf: URL(fileURLWithPath: vault + "/keys/root.key"))
+            let killed = try CLI.run(["keys", "rotate", "--vault", vault, "--root"], environment: ["SHARDVAULT_CRASH_AT": point])
+            #expect(killed.status != 0, "\(point)")
+            #expect(try CLI.run(["verify", "--vault", vault, "--dataset", "d", "--deep"]).status == 0, "\(point): unreadable in between")
+            let rerun = try CLI.run(["keys", "rotate", "--vault", vault, "--root", "--json"])
+            #expect(rerun.status == 0, "\(point): \(rerun.stderr)")
+            #expect(rerun.stdout.contains("\"newVersion\" : \(n + 2)"), "\(point): \(rerun.stdout)")
+            #expect(!FileManager.default.fileExists(atPath: vault + "/keys/root.key.next"))
+            #expect(try Data(contentsOf: URL(fileURLWithPath: vault + "/keys/root.key")) != before)
+            #expect(try Self.numbers(vault, dir) == expected, "\(point)")
+        }
+        #expect(try CLI.run(["audit", "verify", "--vault", vault]).status == 0)
+    }
+
+    @Test("""
+          destroy: analyze, reveal and deep verify of the dataset then fail with 65 naming the destruction, other datasets are \
+          untouched, the audit log keeps who destroyed what, and an earlier copy of the keyring brings nothing back
+          """, .enabled(if: CLI.testdata != nil, "needs ../shared/testdata"))
+    func destroy() throws {
+        let dir = TempDir()
+        let vault = try Self.vault(dir)
+        let input = try #require(CLI.testdata) + "/patients/synthea_csv_59"
+        #expect(try CLI.run(["ingest", "--vault", vault, "--dataset", "other", "--format", "synthea-csv", "--shards", "3", input]).status == 0)
+        let otherSpec = dir.path + "/other.json"
+        try Self.spec.replacingOccurrences(of: "\"d\"", with: "\"other\"").write(toFile: otherSpec, atomically: true, encoding: .utf8)
+        func otherNumbers() throws -> String {
+            let run = try CLI.run(["analyze", "--vault", vault, "--spec", otherSpec, "--as", "alice", "--json", "--isolation", "thread"])
+            let id = try #require((try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])?["result"] as? String)
+            return try CLI.run(["results", "reveal", id, "--vault", vault, "--as", "alice"]).stdout.replacingOccurrences(of: id, with: "")
+        }
+        let otherBefore = try otherNumbers()
+        let run = try CLI.run(["analyze", "--vault", vault, "--spec", dir.path + "/spec.json", "--as", "alice", "--json"])
+        let result = try #require((try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])?["result"] as? String)
+        let oldKeyring = try Data(contentsOf: URL(fileURLWithPath: vault + "/keys/keyring.json"))
+
+        #expect(try CLI.run(["keys", "destroy", "--vault", vault, "--dataset", "d", "--confirm", "other"]).status == 64)
+        #expect(try CLI.run(["keys", "destroy", "--vault", vault, "--dataset", "d", "--confirm", "d", "--as", "alice"]).status == 77)
+        let killed = try CLI.run(["keys", "destroy", "--vault", vault, "--dataset", "d", "--confirm", "d"], environment: ["SHARDVAULT_CRASH_AT": "destroy.keyring:1"])
+        #expect(killed.status != 0)
+        let destroyed = try CLI.run(["keys", "destroy", "--vault", vault, "--dataset", "d", "--confirm", "d"])
+        #expect(destroyed.status == 0, "\(destroyed.stderr)")
+
+        let analyze = try CLI.run(["analyze", "--vault", vault, "--spec", dir.path + "/spec.json", "--as", "alice"])
+        #expect(analyze.status == 65 && analyze.stderr.contains("destroyed"), "\(analyze.stderr)")
+        let reveal = try CLI.run(["results", "reveal", result, "--vault", vault, "--as", "alice"])
+        #expect(reveal.status == 65 && reveal.stderr.contains("destroyed") && reveal.stdout.isEmpty, "\(reveal.stderr)")
+        let deep = try CLI.run(["verify", "--vault", vault, "--dataset", "d", "--deep"])
+        #expect(deep.status == 65 && deep.stderr.contains("destroyed"), "\(deep.stderr)")
+        #expect(try CLI.run(["verify", "--vault", vault, "--dataset", "other", "--deep"]).status == 0)
+        #expect(try otherNumbers() == otherBefore)
+
+        let log = try CLI.run(["audit", "log", "--vault", vault, "--action", "key.destroy", "--dataset", "d", "--json"])
+        let entries = log.stdout.split(separator: "\n")
+        #expect(entries.count >= 3 && entries.allSatisfy { $0.contains("\"principal\"") && $0.contains("\"time\"") }, "\(log.stdout)")
+        #expect(try CLI.run(["audit", "verify", "--vault", vault]).status == 0)
+
+        // The keyring as it was before: its entries were wrapped under a root key that is gone.
+        try oldKeyring.write(to: URL(fileURLWithPath: vault + "/keys/keyring.json"))
+        let restored = try CLI.run(["verify", "--vault", vault, "--dataset", "d", "--deep"])
+        #expect(restored.status != 0 && !restored.stdout.contains("OK"), "\(restored.stdout)")
+    }
 }

@@ -384,6 +384,77 @@ public struct KeyLifecycle {
         try vault.keyring.save()
         return retired
     }
+
+    /// `keys rotate --root`: every key version that has material is re-wrapped under a new
+    /// root key, and the old root key is wiped. Steps, each resumable: the new key is written
+    /// to `keys/root.key.next`; the keyring is saved re-wrapped under it (the commit point);
+    /// `keys/root.key` is overwritten with zeros and synced, and the new key renamed over
+    /// it. A vault opened in between loads both files and uses whichever each entry needs.
+    public func rotateRoot() throws -> (old: Int, new: Int) {
+        let layout = vault.layout
+        let old = vault.keyring.rootVersion
+        let next: RootKey
+        if FileIO.exists(layout.nextRootKeyFile) {
+            next = try RootKey.load(from: layout.nextRootKeyFile)
+        } else {
+            try vault.audit.append(AuditEvent(action: AuditAction.keyCreate, resource: AuditResource(vault: vault.idHex, key: "root", keyVersion: old + 1)))
+            next = try RootKey.create(at: layout.nextRootKeyFile, version: old + 1)
+            try FileIO.fsyncDirectory(layout.keys)
+        }
+        try FaultInjection.point("root.next")
+        try vault.keyring.adopt(root: next)
+        try vault.keyring.save()
+        try FaultInjection.point("root.keyring")
+        let retiring = (try? RootKey.load(from: layout.rootKeyFile))?.version
+        try vault.audit.append(AuditEvent(action: AuditAction.keyDestroy, resource: AuditResource(vault: vault.idHex, key: "root", keyVersion: retiring ?? old)))
+        try Self.wipe(layout.rootKeyFile)
+        try FaultInjection.point("root.wiped")
+        guard rename(layout.nextRootKeyFile, layout.rootKeyFile) == 0 else {
+            throw VaultError.system(.ioError, "cannot move the new root key into place", path: layout.rootKeyFile, errno: errno)
+        }
+        try FileIO.fsyncDirectory(layout.keys)
+        return (retiring ?? old, next.version)
+    }
+
+    /// Overwrites a key file with zeros and syncs it, so the key does not survive on disk in
+    /// the file's blocks once it is replaced.
+    static func wipe(_ path: String) throws {
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { return }
+            throw VaultError.system(.ioError, "cannot open key file to wipe it", path: path, errno: errno)
+        }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw VaultError.system(.ioError, "cannot stat key file", path: path, errno: errno) }
+        let zeros = [UInt8](repeating: 0, count: Int(st.st_size))
+        let n = zeros.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+        guard n == zeros.count, fsync(fd) == 0 else { throw VaultError.system(.ioError, "cannot wipe key file", path: path, errno: errno) }
+    }
+
+    /// `keys destroy`: crypto-shredding. Every key version of the dataset (KEK, signing,
+    /// partition) loses its material, recorded on the audit log first; then the root key is
+    /// rotated, so that no earlier copy of the keyring file can bring the material back. The
+    /// sealed files stay, unreadable: every later read fails naming the destruction.
+    public func destroy(_ dataset: String) throws -> [KeyRecord] {
+        try Vault.validateDatasetName(dataset)
+        guard vault.keyring.records.contains(where: { $0.dataset == dataset }) else {
+            throw VaultError(.noInput, "no keys for dataset '\(dataset)'", location: vault.layout.keys)
+        }
+        let doomed = vault.keyring.records.filter { $0.dataset == dataset && $0.state != .destroyed }
+        if !doomed.isEmpty {
+            try vault.audit.append(doomed.map {
+                AuditEvent(action: AuditAction.keyDestroy, resource: AuditResource(dataset: dataset, key: $0.id, keyVersion: $0.version))
+            })
+        }
+        let destroyed = vault.keyring.destroy(dataset)
+        try vault.keyring.save()
+        try FaultInjection.point("destroy.keyring")
+        // A rotation left unfinished can never finish now; its journal holds no key material.
+        FileIO.removeTree(Self.rotationDirectory(vault.layout, dataset))
+        _ = try rotateRoot()
+        return destroyed
+    }
 }
 
 /// Outcomes of the parallel header rewrites, guarded by a lock.

@@ -54,15 +54,24 @@ public final class Keyring: @unchecked Sendable {
     public static let format = "shardvault.keyring.v1"
     let path: String
     let vaultId: [UInt8]
-    private let root: RootKey
+    /// The root key new wraps use: the version the keyring's entries are wrapped under.
+    private var root: RootKey
+    /// Every root key loaded (two while a root rotation is unfinished), by version.
+    private var roots: [Int: RootKey]
     public private(set) var records: [KeyRecord]
     private var cache: [String: SecureBytes] = [:]
     private let lock = NSLock()
 
-    init(path: String, vaultId: [UInt8], root: RootKey) throws {
+    convenience init(path: String, vaultId: [UInt8], root: RootKey) throws {
+        try self.init(path: path, vaultId: vaultId, roots: [root])
+    }
+
+    init(path: String, vaultId: [UInt8], roots: [RootKey]) throws {
+        precondition(!roots.isEmpty)
         self.path = path
         self.vaultId = vaultId
-        self.root = root
+        self.roots = Dictionary(roots.map { ($0.version, $0) }, uniquingKeysWith: { a, _ in a })
+        self.root = roots.max { $0.version < $1.version }!
         if FileIO.exists(path) {
             let bytes = try FileIO.readAll(path)
             let file: KeyringFile
@@ -80,6 +89,7 @@ public final class Keyring: @unchecked Sendable {
         } else {
             records = []
         }
+        if let used = records.map(\.rootVersion).max(), let key = self.roots[used] { root = key }
     }
 
     static func keyId(_ dataset: String, _ kind: KeyKind) -> String { "\(dataset)/\(kind.rawValue)" }
@@ -160,8 +170,8 @@ public final class Keyring: @unchecked Sendable {
         guard let wrapped = record.wrapped, let blob = Data(base64Encoded: wrapped), blob.count == 60 else {
             throw VaultError(.dataError, "key \(id) version \(version) has no usable material in the keyring", location: path)
         }
-        guard record.rootVersion == root.version else {
-            throw VaultError(.configuration, "key \(id) version \(version) is wrapped under root key version \(record.rootVersion), but root key version \(root.version) is loaded", location: path)
+        guard let root = roots[record.rootVersion] else {
+            throw VaultError(.configuration, "key \(id) version \(version) is wrapped under root key version \(record.rootVersion), but root key version \(self.root.version) is loaded", location: path)
         }
         let bytes = [UInt8](blob)
         let material: SecureBytes
@@ -256,6 +266,15 @@ public final class Keyring: @unchecked Sendable {
     /// The loaded root key's version.
     public var rootVersion: Int { root.version }
 
+    /// Re-wraps every version that still has material under `newRoot`, which new wraps use
+    /// from now on. Saved with the next `save()`.
+    func adopt(root newRoot: RootKey) throws {
+        let rewrapped = try rewrapped(under: newRoot)
+        roots[newRoot.version] = newRoot
+        root = newRoot
+        records = rewrapped
+    }
+
     /// Every version that still has material, re-wrapped under `newRoot` (not yet saved).
     func rewrapped(under newRoot: RootKey) throws -> [KeyRecord] {
         try records.map { old in
@@ -290,17 +309,28 @@ struct RootKey {
     let version: Int
     let material: SecureBytes
 
-    static func create(at path: String) throws -> RootKey {
+    static func create(at path: String, version: Int = 1) throws -> RootKey {
         let material = try SecureBytes.random(count: 32)
         var w = CanonicalWriter()
         w.raw(magic)
-        w.u32(1)
+        w.u32(UInt32(version))
         var bytes = w.bytes
         bytes.reserveCapacity(bytes.count + material.count)
         material.withUnsafeBytes { bytes.append(contentsOf: $0) }
         defer { secureWipe(&bytes) }
         try FileIO.writeAtomically(bytes, to: path, mode: 0o600, exclusive: true)
-        return RootKey(version: 1, material: material)
+        return RootKey(version: version, material: material)
+    }
+
+    /// `keys/root.key`, and `keys/root.key.next` while a root rotation is unfinished (then
+    /// `root.key` may already be wiped: the next key alone is enough).
+    static func loadAll(_ layout: VaultLayout) throws -> [RootKey] {
+        var roots: [RootKey] = []
+        var failure: (any Error)?
+        do { roots.append(try load(from: layout.rootKeyFile)) } catch { failure = error }
+        if FileIO.exists(layout.nextRootKeyFile) { roots.append(try load(from: layout.nextRootKeyFile)) }
+        if roots.isEmpty, let failure { throw failure }
+        return roots
     }
 
     static func load(from path: String) throws -> RootKey {
