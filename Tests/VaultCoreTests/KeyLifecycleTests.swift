@@ -181,6 +181,32 @@ struct KeyLifecycleTests {
         }
     }
 
+    @Test("after a rewrap, the manifest rolled back to the one before it is detected, and a shard swapped for another is refused by the next rewrap")
+    func rollbackAndSwap() throws {
+        let (dir, vault) = try fixture()
+        defer { withExtendedLifetime(dir) {} }
+        let manifestPath = vault.layout.datasetDirectory("d") + "/" + ManifestFile.name
+        let lifecycle = KeyLifecycle(vault: vault)
+        _ = try lifecycle.rotate("d", .kek)
+        let before = try Data(contentsOf: URL(fileURLWithPath: manifestPath))
+        _ = try lifecycle.rewriteHeaders("d")
+        let after = try Data(contentsOf: URL(fileURLWithPath: manifestPath))
+        try before.write(to: URL(fileURLWithPath: manifestPath))
+        let rolledBack = Verifier(vault: vault).verify(dataset: "d", deep: false)
+        #expect(!rolledBack.ok && rolledBack.problems.contains { $0.contains("is not the one audit entry") }, "\(rolledBack.problems)")
+        try after.write(to: URL(fileURLWithPath: manifestPath))
+        #expect(Verifier(vault: vault).verify(dataset: "d", deep: true).ok)
+
+        // Two shards swapped (names exchanged): the next rotation refuses before writing anything.
+        _ = try lifecycle.rotate("d", .kek)
+        let paths = try shardPaths(vault)
+        let a = try Data(contentsOf: URL(fileURLWithPath: paths[0])), b = try Data(contentsOf: URL(fileURLWithPath: paths[1]))
+        try b.write(to: URL(fileURLWithPath: paths[0]))
+        try a.write(to: URL(fileURLWithPath: paths[1]))
+        #expect(throws: VaultError.self) { try lifecycle.rewriteHeaders("d") }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: paths[0])) == b && !FileManager.default.fileExists(atPath: KeyLifecycle.rotationDirectory(vault.layout, "d")))
+    }
+
     @Test("KEK use counts: rotation is advised past 2^31 encryptions and required at 2^32")
     func limits() {
         var record = KeyRecord(id: "d/kek", kind: .kek, dataset: "d", version: 1, state: .active, created: "", rootVersion: 1, wrapped: nil, uses: 5)
