@@ -154,8 +154,10 @@ struct Worker: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run one analysis task from standard input (internal).", shouldDisplay: false)
 
     func run() throws {
-        var input = [UInt8](FileHandle.standardInput.readDataToEndOfFile())
         do {
+            // Hardened before anything secret arrives.
+            try WorkerTask.hardenWorker()
+            var input = try WorkerTask.readFrame()
             let output = try WorkerTask.runWorker(input: &input)
             FileHandle.standardOutput.write(Data(output))
         } catch let error as VaultError {

@@ -216,6 +216,46 @@ struct AnalyzeCLITests {
         #expect(piped.status == 0 && !piped.stderr.contains("\u{1B}") && piped.stderr.isEmpty, "\(piped.stderr)")
     }
 
+    @Test("a worker is hardened before it reads anything, as seen from outside through /proc: no new privileges, core size 0, only 'worker' on its command line and PATH in its environment")
+    func workerHardenedFromOutside() throws {
+        let binary = try #require(CLI.binary)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["worker"]
+        process.environment = ["PATH": "/usr/bin:/bin"]
+        let input = Pipe(), output = Pipe(), errors = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        let proc = "/proc/\(process.processIdentifier)"
+        // The worker hardens first, then blocks reading its frame: wait for the first.
+        var status = ""
+        for _ in 0..<200 {
+            status = (try? String(contentsOfFile: proc + "/status", encoding: .utf8)) ?? ""
+            if status.contains("NoNewPrivs:\t1") { break }
+            usleep(10_000)
+        }
+        #expect(status.contains("NoNewPrivs:\t1"), "\(status)")
+        let limits = try String(contentsOfFile: proc + "/limits", encoding: .utf8)
+        let core = limits.split(separator: "\n").first { $0.hasPrefix("Max core file size") }.map(String.init) ?? ""
+        #expect(core.split(separator: " ", omittingEmptySubsequences: true).dropFirst(4).prefix(2) == ["0", "0"], "\(core)")
+        let cmdline = try Data(contentsOf: URL(fileURLWithPath: proc + "/cmdline")).split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        #expect(cmdline.dropFirst() == ["worker"])
+        // Not dumpable: /proc/PID/environ of a non-dumpable process is unreadable to anyone
+        // without CAP_SYS_PTRACE; with it (as root), it shows only PATH.
+        if let environ = try? Data(contentsOf: URL(fileURLWithPath: proc + "/environ")) {
+            #expect(environ.split(separator: 0).map { String(decoding: $0, as: UTF8.self) } == ["PATH=/usr/bin:/bin"])
+        }
+        // A frame that is not one: refused, nothing on stdout.
+        try input.fileHandleForWriting.write(contentsOf: Data("not a frame".utf8))
+        try input.fileHandleForWriting.close()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 64)
+        #expect(output.fileHandleForReading.readDataToEndOfFile().isEmpty)
+    }
+
     @Test("with minCell 11 every group under 11 patients is suppressed, and a spec cannot lower the policy's floor",
           .enabled(if: ready, "needs ../shared/testdata and python3"))
     func suppression() throws {

@@ -88,14 +88,41 @@ public struct WorkerTask: Codable, Sendable {
         return out
     }
 
+    /// The largest task frame a worker reads (the spec text is most of it).
+    static let maximumFrame = 1 << 20
+
+    /// Hardens the worker process (no core dumps, not dumpable, no new privileges); done
+    /// before the frame with its keys is read.
+    public static func hardenWorker() throws {
+        guard shardvault_harden_process() == 0 else {
+            throw VaultError(.software, "cannot harden the worker process: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Reads a whole task frame from `fd` into one buffer allocated up front (so no copy of
+    /// the keys is left behind by a reallocation); the caller wipes it.
+    public static func readFrame(fd: Int32 = 0) throws -> [UInt8] {
+        var buffer = [UInt8](repeating: 0, count: maximumFrame)
+        var count = 0
+        while count < buffer.count {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + count, $0.count - count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { secureWipe(&buffer); throw VaultError.system(.ioError, "cannot read the task frame", path: "stdin", errno: errno) }
+            if n == 0 { break }
+            count += n
+        }
+        guard count < buffer.count else { secureWipe(&buffer); throw VaultError(.usage, "task frame larger than \(maximumFrame) bytes") }
+        let frame = Array(buffer[0..<count])
+        secureWipe(&buffer)
+        return frame
+    }
+
     /// The worker's side: hardens the process, reads the frame, verifies and decrypts the
     /// shard, computes the partial aggregates and returns them sealed under the output key.
     /// The plaintext and the keys never leave this process.
     public static func runWorker(input: inout [UInt8]) throws -> [UInt8] {
         defer { secureWipe(&input) }
-        guard shardvault_harden_process() == 0 else {
-            throw VaultError(.software, "cannot harden the worker process: \(String(cString: strerror(errno)))")
-        }
+        try hardenWorker()
         guard input.count > magic.count + 64, Array(input.prefix(magic.count)) == magic,
               let newline = input[magic.count...].firstIndex(of: 0x0A), input.count - (newline + 1) == 64 else {
             throw VaultError(.usage, "the worker expects a task frame on standard input")
@@ -135,11 +162,20 @@ public struct WorkerTask: Codable, Sendable {
 struct ProcessTaskRunner {
     let executable: String
 
+    /// A worker's whole command line and environment: nothing secret, nothing inherited.
+    static let arguments = ["worker"]
+    static let environment = ["PATH": "/usr/bin:/bin"]
+
+    /// A worker that dies before reading its frame must not take the coordinator with it:
+    /// writes to its pipe then fail with EPIPE instead of raising SIGPIPE.
+    static let ignoreBrokenPipes: Void = { signal(SIGPIPE, SIG_IGN); return () }()
+
     func run(_ task: WorkerTask, dek: SecureBytes, outputKey: SecureBytes) throws -> PartialAggregate {
+        _ = Self.ignoreBrokenPipes
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["worker"]
-        process.environment = ["PATH": "/usr/bin:/bin"]
+        process.arguments = Self.arguments
+        process.environment = Self.environment
         let input = Pipe(), output = Pipe(), errors = Pipe()
         process.standardInput = input
         process.standardOutput = output
@@ -150,7 +186,15 @@ struct ProcessTaskRunner {
         // The answer is read on another thread while the frame is written, so neither side blocks.
         let reader = PipeReader(output.fileHandleForReading)
         let errorReader = PipeReader(errors.fileHandleForReading)
-        input.fileHandleForWriting.write(Data(frame))
+        // Written straight from the frame buffer (wiped above), with no intermediate copy.
+        let fd = input.fileHandleForWriting.fileDescriptor
+        var sent = 0
+        while sent < frame.count {
+            let n = frame.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + sent, $0.count - sent) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break } // the worker went away; its exit status says why
+            sent += n
+        }
         try? input.fileHandleForWriting.close()
         let out = reader.wait(), err = errorReader.wait()
         process.waitUntilExit()
