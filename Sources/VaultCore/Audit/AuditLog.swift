@@ -181,6 +181,12 @@ public final class AuditLog: @unchecked Sendable {
                 }
                 try writeDurably(pending, segment: h.segment)
                 h.segmentBytes += pending.count
+                // The writer state follows every batch, so that entries removed from the end
+                // of the log are detected even when no checkpoint was signed after them (a
+                // command killed before its closing checkpoint).
+                do { try saveState(h) } catch let error as VaultError {
+                    throw VaultError(.auditUnavailable, "cannot save the audit writer state: \(error.message)", location: error.location)
+                }
                 head = h
                 return written
             } catch {
