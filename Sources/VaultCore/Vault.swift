@@ -108,6 +108,7 @@ public final class Vault: @unchecked Sendable {
             throw VaultError(.configuration, "no vault here (no keys/vault.json); run 'shardvault init' first or pass --vault DIR", location: layout.root)
         }
         let lock = try mode.map { try VaultLock(layout: layout, mode: $0) }
+        if mode != nil { removeStaleTemporaries(layout) }
         let file: VaultFile
         do { file = try JSONDecoder().decode(VaultFile.self, from: Data(try FileIO.readAll(layout.vaultFile))) } catch let error as VaultError {
             throw error
@@ -121,6 +122,26 @@ public final class Vault: @unchecked Sendable {
         let audit = try AuditLog.open(layout: layout, vaultId: id, context: context,
                                       segmentLimit: file.auditSegmentBytes ?? AuditLog.defaultSegmentLimit)
         return Vault(layout: layout, id: id, keyring: keyring, audit: audit, lock: lock)
+    }
+
+    /// Temporary files of writers that died before renaming them into place (a crash):
+    /// never visible under a real name, but removed here, whenever a command opens the
+    /// vault, so that none lingers. A file is stale when the process named in it no longer
+    /// runs; a live writer's file is never touched.
+    static func removeStaleTemporaries(_ layout: VaultLayout) {
+        var folders = [layout.keys, layout.audit, layout.audit + "/" + AuditFiles.checkpointsFolder, layout.data]
+        for dataset in (try? FileIO.listDirectory(layout.data)) ?? [] {
+            folders.append(layout.datasetDirectory(dataset))
+            folders.append(layout.datasetDirectory(dataset) + "/results")
+        }
+        for folder in folders {
+            for name in (try? FileIO.listDirectory(folder)) ?? [] {
+                guard let range = name.range(of: ".tmp-") else { continue }
+                let pid = name[range.upperBound...].prefix { $0.isNumber }
+                guard let value = Int32(pid), value > 0, kill(value, 0) != 0, errno == ESRCH else { continue }
+                unlink(folder + "/" + name)
+            }
+        }
     }
 
     /// Valid dataset names: 1 to 64 of a-z, 0-9, '.', '_', '-', starting with a letter or digit.

@@ -292,6 +292,7 @@ public final class AuditLog: @unchecked Sendable {
             throw VaultError(.auditUnavailable, "\(error.message); the audit log cannot be written, so the access is refused", location: path)
         }
         guard fdatasync(fd) == 0 else { throw Self.ioError("fdatasync of the audit segment failed", path: path, errno: errno) }
+        try FaultInjection.point("sync")
     }
 
     /// Brings the in-memory head up to the end of the log: loads the saved state the first

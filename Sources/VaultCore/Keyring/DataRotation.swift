@@ -204,6 +204,7 @@ final class LedgerWriter: @unchecked Sendable {
         try lock.withLock {
             let n = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
             guard n == line.count, fdatasync(fd) == 0 else { throw VaultError.system(.ioError, "cannot write the rotation ledger", path: path, errno: errno) }
+            try FaultInjection.point("sync")
         }
     }
 

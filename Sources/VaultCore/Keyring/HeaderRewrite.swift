@@ -38,6 +38,7 @@ struct SealedEnds: Equatable, Sendable {
             guard n == bytes.count else { throw VaultError.system(.ioError, "cannot rewrite the shard header", path: path, errno: errno) }
         }
         guard fdatasync(fd) == 0 else { throw VaultError.system(.ioError, "cannot sync the rewritten shard header", path: path, errno: errno) }
+        try FaultInjection.point("sync")
     }
 }
 

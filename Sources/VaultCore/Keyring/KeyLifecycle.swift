@@ -430,6 +430,7 @@ public struct KeyLifecycle {
         let zeros = [UInt8](repeating: 0, count: Int(st.st_size))
         let n = zeros.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
         guard n == zeros.count, fsync(fd) == 0 else { throw VaultError.system(.ioError, "cannot wipe key file", path: path, errno: errno) }
+        try FaultInjection.point("sync")
     }
 
     /// `keys destroy`: crypto-shredding. Every key version of the dataset (KEK, signing,
@@ -473,23 +474,6 @@ final class RewriteOutcomes: @unchecked Sendable {
     var failed: Bool { lock.withLock { error != nil } }
     var firstError: (any Error)? { lock.withLock { error } }
     var all: [(headerSha256: String, written: Bool)] { lock.withLock { items.map { $0! } } }
-}
-
-/// Test-only crash points: with `SHARDVAULT_CRASH_AT=POINT:N` in the environment, the
-/// process kills itself (SIGKILL, as a power cut would stop it) the Nth time it reaches
-/// POINT. It only ever stops its own process; unset, it does nothing.
-public enum FaultInjection {
-    static let setting: (point: String, count: Int)? = {
-        guard let raw = ProcessInfo.processInfo.environment["SHARDVAULT_CRASH_AT"], let colon = raw.lastIndex(of: ":"),
-              let n = Int(raw[raw.index(after: colon)...]), n >= 1 else { return nil }
-        return (String(raw[..<colon]), n)
-    }()
-    static let counter = AtomicCounter()
-
-    static func point(_ name: String) throws {
-        guard let setting, setting.point == name else { return }
-        if counter.increment() + 1 == setting.count { kill(getpid(), SIGKILL) }
-    }
 }
 
 /// Usage bounds for key versions (docs/key-lifecycle.md). A KEK wraps each DEK with

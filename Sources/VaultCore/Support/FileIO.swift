@@ -12,6 +12,7 @@ enum FileIO {
         guard fd >= 0 else { throw VaultError.system(.ioError, "cannot open folder to sync it", path: directory, errno: errno) }
         defer { close(fd) }
         guard fsync(fd) == 0 else { throw VaultError.system(.ioError, "fsync of folder failed", path: directory, errno: errno) }
+        try FaultInjection.point("sync")
     }
 
     /// Writes `bytes` to `path` atomically with the given mode.
@@ -43,6 +44,7 @@ enum FileIO {
         do {
             try writeAll(fd: fd, bytes, path: temporary)
             guard fsync(fd) == 0 else { throw VaultError.system(.ioError, "fsync failed", path: temporary, errno: errno) }
+            try FaultInjection.point("sync")
         } catch {
             close(fd)
             unlink(temporary)
@@ -185,6 +187,7 @@ final class BufferedFileWriter {
     func finish() throws {
         try flush()
         guard fsync(fd) == 0 else { throw VaultError.system(.ioError, "fsync failed", path: path, errno: errno) }
+        try FaultInjection.point("sync")
         close(fd)
         closed = true
     }
