@@ -118,6 +118,10 @@ public final class Vault: @unchecked Sendable {
         guard file.format == format, let id = Hex.decode(file.vaultId), id.count == 16 else {
             throw VaultError(.configuration, "unsupported vault format or bad vault id", location: layout.vaultFile)
         }
+        // init writes the keyring; a vault without one has lost every dataset key.
+        guard FileIO.exists(layout.keyringFile) else {
+            throw VaultError(.configuration, "the keyring is missing: every dataset's keys are in it; restore it from a backup of keys/", location: layout.keyringFile)
+        }
         let keyring = try Keyring(path: layout.keyringFile, vaultId: id, roots: try RootKey.loadAll(layout))
         let audit = try AuditLog.open(layout: layout, vaultId: id, context: context,
                                       segmentLimit: file.auditSegmentBytes ?? AuditLog.defaultSegmentLimit)
