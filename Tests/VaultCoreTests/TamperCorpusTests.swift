@@ -6,7 +6,8 @@ import VaultCrypto
 /// A generated corpus of tampered shards, manifests, results and audit logs. Every mutant
 /// must be rejected by `verify`, by `verify --deep` and by an analysis (with no result
 /// written); results by their reveal; audit logs by `audit verify`. The quick profile
-/// (the default) samples positions inside large regions; SHARDVAULT_LONG=1 takes every one.
+/// (the default) samples positions inside large regions; SHARDVAULT_LONG=1 takes every byte
+/// of every region but the chunk bodies (16 positions in each of every chunk).
 @Suite("Tamper corpus", .serialized)
 struct TamperCorpusTests {
     static let long = ProcessInfo.processInfo.environment["SHARDVAULT_LONG"] == "1"
@@ -60,8 +61,8 @@ struct TamperCorpusTests {
 
     /// Positions to flip in a region: all of them in the long profile, else the first, the
     /// last and `samples` spread between.
-    static func positions(_ range: Range<Int>, samples: Int) -> [Int] {
-        if long || range.count <= samples + 2 { return Array(range) }
+    static func positions(_ range: Range<Int>, samples: Int, exhaustive: Bool = true) -> [Int] {
+        if (long && exhaustive) || range.count <= samples + 2 { return Array(range) }
         var out = [range.lowerBound, range.upperBound - 1]
         for i in 1...samples { out.append(range.lowerBound + range.count * i / (samples + 1)) }
         return Array(Set(out)).sorted()
@@ -101,7 +102,8 @@ struct TamperCorpusTests {
         for k in chunkSample {
             let r = chunks[k]
             let tag = (r.upperBound - ChunkedEncryption.tagLength)..<r.upperBound
-            for i in positions(r.lowerBound..<tag.lowerBound, samples: 2) { add("bit flip in chunk \(k) body at \(i)", flip(bytes, at: i)) }
+            // Chunk bodies stay sampled even in the long profile (16 KiB each); their tags do not.
+            for i in positions(r.lowerBound..<tag.lowerBound, samples: long ? 16 : 2, exhaustive: false) { add("bit flip in chunk \(k) body at \(i)", flip(bytes, at: i)) }
             for i in positions(tag, samples: 2) { add("bit flip in chunk \(k) tag at \(i)", flip(bytes, at: i)) }
         }
         // Truncation at and around every chunk boundary, and at the region edges.
@@ -164,6 +166,8 @@ struct TamperCorpusTests {
             Mutant(name: "manifest of dataset b in a's place", file: path, bytes: try FileIO.readAll(f.manifestPath("b"))),
             Mutant(name: "manifest signature line removed", file: path, bytes: Array(bytes.split(separator: 0x0A)[0]) + [0x0A]),
             Mutant(name: "manifest emptied", file: path, bytes: []),
+            // Found by the long profile: the same MAC spelled in upper case was accepted.
+            Mutant(name: "manifest signature MAC in upper case", file: path, bytes: upperCaseMAC(bytes)),
         ]
         for i in positions(0..<bytes.count, samples: 120) where bytes[i] != 0x0A {
             out.append(Mutant(name: "manifest bit flip at \(i)", file: path, bytes: flip(bytes, at: i)))
@@ -172,6 +176,16 @@ struct TamperCorpusTests {
             out.append(Mutant(name: "manifest truncated to \(cut) bytes", file: path, bytes: Array(bytes[0..<cut])))
         }
         return out
+    }
+
+    /// The file with the hex of its `"mac":"..."` field in upper case: the same bytes, spelled otherwise.
+    static func upperCaseMAC(_ bytes: [UInt8]) -> [UInt8] {
+        let text = String(decoding: bytes, as: UTF8.self)
+        guard let range = text.range(of: #""mac":"[0-9a-f]{64}""#, options: .regularExpression) else { return bytes }
+        let field = String(text[range])
+        var mutated = text
+        mutated.replaceSubrange(range, with: "\"mac\":\"" + field.dropFirst(7).uppercased())
+        return Array(mutated.utf8)
     }
 
     // MARK: Checks
@@ -229,6 +243,7 @@ struct TamperCorpusTests {
         var mutants = Self.shardMutants(sealed, file: dir + ids[0] + ".svr", label: "result:")
         mutants.append(Mutant(name: "the other result's sealed file", file: dir + ids[0] + ".svr", bytes: try FileIO.readAll(dir + ids[1] + ".svr")))
         mutants.append(Mutant(name: "the other result's metadata", file: dir + ids[0] + ".json", bytes: try FileIO.readAll(dir + ids[1] + ".json")))
+        mutants.append(Mutant(name: "metadata signature MAC in upper case", file: dir + ids[0] + ".json", bytes: Self.upperCaseMAC(metadata)))
         for i in Self.positions(0..<metadata.count, samples: 80) where metadata[i] != 0x0A {
             mutants.append(Mutant(name: "metadata bit flip at \(i)", file: dir + ids[0] + ".json", bytes: Self.flip(metadata, at: i)))
         }

@@ -87,6 +87,9 @@ public enum Hex {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// Lower-case hex only, as `encode` writes it: every value the vault stores has exactly
+    /// one spelling, so a MAC or id altered in case (same bytes, other text) is rejected
+    /// rather than accepted as the same value.
     public static func decode(_ text: String) -> [UInt8]? {
         let chars = Array(text.utf8)
         guard chars.count % 2 == 0 else { return nil }
@@ -96,7 +99,6 @@ public enum Hex {
             switch c {
             case 48...57: return c - 48
             case 97...102: return c - 87
-            case 65...70: return c - 55
             default: return nil
             }
         }
