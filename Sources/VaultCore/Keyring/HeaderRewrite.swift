@@ -26,6 +26,17 @@ struct SealedEnds: Equatable, Sendable {
     var bodyDigest: [UInt8] { Array(trailer[16..<48]) }
     var mac: [UInt8] { Array(trailer[48..<80]) }
 
+    /// The size of the open file, which must be the recorded one.
+    static func checkedSize(_ fd: Int32, _ object: SealedObject) throws -> Int {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw VaultError.system(.ioError, "cannot stat shard", path: object.path, errno: errno) }
+        let size = Int(st.st_size)
+        guard size == object.expected.entry.size, size >= SealedEnds.size else {
+            throw VaultError(.dataError, "size \(size) does not match the recorded \(object.expected.entry.size) (truncated or extended)", location: object.path)
+        }
+        return size
+    }
+
     static func read(_ fd: Int32, size: Int, path: String) throws -> SealedEnds {
         SealedEnds(block: try ShardReader.readExactly(fd: fd, count: ShardHeader.blockSize, offset: 0, path: path),
                    trailer: try ShardReader.readExactly(fd: fd, count: ShardHeader.trailerSize, offset: size - ShardHeader.trailerSize, path: path))
@@ -104,12 +115,7 @@ enum HeaderRewrite {
         let fd = open(object.path, O_RDWR | O_CLOEXEC)
         guard fd >= 0 else { throw VaultError.system(errno == ENOENT ? .dataError : .ioError, "shard missing or unwritable", path: object.path, errno: errno) }
         defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw VaultError.system(.ioError, "cannot stat shard", path: object.path, errno: errno) }
-        let size = Int(st.st_size)
-        guard size == object.expected.entry.size, size >= SealedEnds.size else {
-            throw VaultError(.dataError, "size \(size) does not match the recorded \(object.expected.entry.size) (truncated or extended)", location: object.path)
-        }
+        let size = try SealedEnds.checkedSize(fd, object)
         var ends = try SealedEnds.read(fd, size: size, path: object.path)
         var state = try classify(ends, object: object, keyring: keyring, kek: kek, signing: signing)
         if state == nil, let saved, saved != ends {

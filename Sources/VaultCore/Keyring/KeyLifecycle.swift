@@ -344,12 +344,7 @@ public struct KeyLifecycle {
         let fd = open(object.path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw VaultError.system(errno == ENOENT ? .dataError : .ioError, "shard missing or unreadable", path: object.path, errno: errno) }
         defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw VaultError.system(.ioError, "cannot stat shard", path: object.path, errno: errno) }
-        guard Int(st.st_size) == object.expected.entry.size, Int(st.st_size) >= SealedEnds.size else {
-            throw VaultError(.dataError, "size \(st.st_size) does not match the recorded \(object.expected.entry.size) (truncated or extended)", location: object.path)
-        }
-        return try SealedEnds.read(fd, size: Int(st.st_size), path: object.path)
+        return try SealedEnds.read(fd, size: try SealedEnds.checkedSize(fd, object), path: object.path)
     }
 
     // MARK: Retire, destroy

@@ -139,15 +139,7 @@ public final class Keyring: @unchecked Sendable {
     public func ensureDatasetKeys(_ dataset: String, now: Date = Date()) throws -> [KeyRecord] {
         var created: [KeyRecord] = []
         for kind in KeyKind.allCases where active(dataset, kind) == nil {
-            let id = Self.keyId(dataset, kind)
-            let version = (records.filter { $0.id == id }.map(\.version).max() ?? 0) + 1
-            let material = try SecureBytes.random(count: 32)
-            var record = KeyRecord(id: id, kind: kind, dataset: dataset, version: version, state: .active,
-                                   created: Timestamp.rfc3339(now), rootVersion: root.version, wrapped: nil, uses: 0)
-            record.wrapped = try seal(material, record: record, root: root)
-            records.append(record)
-            lock.withLock { cache["\(id)#\(version)"] = material }
-            created.append(record)
+            created.append(try addVersion(dataset, kind, now: now))
         }
         return created
     }
@@ -221,6 +213,13 @@ public final class Keyring: @unchecked Sendable {
         if let previous, let i = records.firstIndex(of: previous) {
             try reseal(i) { $0.state = .decryptOnly }
         }
+        let record = try addVersion(dataset, kind, now: now)
+        return (record, previous.flatMap { p in records.first { $0.id == p.id && $0.version == p.version } })
+    }
+
+    /// The next version of a dataset's key of `kind`: fresh random material, active, sealed
+    /// under the root key (saved with the next `save()`).
+    private func addVersion(_ dataset: String, _ kind: KeyKind, now: Date) throws -> KeyRecord {
         let id = Self.keyId(dataset, kind)
         let version = (records.filter { $0.id == id }.map(\.version).max() ?? 0) + 1
         let material = try SecureBytes.random(count: 32)
@@ -229,7 +228,7 @@ public final class Keyring: @unchecked Sendable {
         record.wrapped = try seal(material, record: record, root: root)
         records.append(record)
         lock.withLock { cache["\(id)#\(version)"] = material }
-        return (record, previous.flatMap { p in records.first { $0.id == p.id && $0.version == p.version } })
+        return record
     }
 
     /// Destroys the material of every version of `dataset`'s key of `kind` below `floor`

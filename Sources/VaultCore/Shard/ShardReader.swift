@@ -68,25 +68,7 @@ public enum ShardReader {
             throw VaultError.system(errno == ENOENT ? .dataError : .ioError, "shard missing or unreadable", path: path, errno: errno)
         }
         defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw VaultError.system(.ioError, "cannot stat shard", path: path, errno: errno) }
-        let size = Int(st.st_size)
-        let minimum = ShardHeader.blockSize + ChunkedEncryption.headerLength + ChunkedEncryption.tagLength + ShardHeader.trailerSize
-        guard size >= minimum else {
-            throw VaultError(.dataError, "shard is truncated: \(size) bytes, less than the minimum \(minimum)", location: path)
-        }
-        guard size == expected.entry.size else {
-            throw VaultError(.dataError, "shard size \(size) does not match the manifest's \(expected.entry.size) (truncated or extended)", location: path)
-        }
-        let block = try readExactly(fd: fd, count: ShardHeader.blockSize, offset: 0, path: path)
-        let header: ShardHeader
-        do { header = try ShardHeader.parse(block: block) } catch let error as VaultError {
-            throw VaultError(.dataError, error.message, location: path)
-        }
-        try check(header: header, against: expected, path: path)
-        guard Hex.encode(Digest.sha256(block)) == expected.entry.headerSha256 else {
-            throw VaultError(.dataError, "header SHA-256 does not match the manifest", location: path)
-        }
+        let (size, block, header) = try openHeader(fd: fd, path: path, expected: expected)
         let bodyLength = size - ShardHeader.blockSize - ShardHeader.trailerSize
         let trailer = try readExactly(fd: fd, count: ShardHeader.trailerSize, offset: size - ShardHeader.trailerSize, path: path)
         guard Array(trailer[0..<8]) == ShardHeader.trailerMagic else {
@@ -199,10 +181,24 @@ public enum ShardReader {
             throw VaultError.system(errno == ENOENT ? .dataError : .ioError, "shard missing or unreadable", path: path, errno: errno)
         }
         defer { close(fd) }
+        let (_, _, header) = try openHeader(fd: fd, path: path, expected: expected)
+        do { return try header.unwrapDEK(kek: kek) } catch let error as VaultError {
+            throw VaultError(.dataError, error.message, location: path)
+        }
+    }
+
+    /// The file's size and header block, checked: size as the manifest says, header parsed,
+    /// its fields equal to the manifest's, its SHA-256 the manifest's.
+    static func openHeader(fd: Int32, path: String, expected: ShardExpectation) throws -> (size: Int, block: [UInt8], header: ShardHeader) {
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw VaultError.system(.ioError, "cannot stat shard", path: path, errno: errno) }
-        guard Int(st.st_size) == expected.entry.size else {
-            throw VaultError(.dataError, "shard size \(st.st_size) does not match the manifest's \(expected.entry.size) (truncated or extended)", location: path)
+        let size = Int(st.st_size)
+        let minimum = ShardHeader.blockSize + ChunkedEncryption.headerLength + ChunkedEncryption.tagLength + ShardHeader.trailerSize
+        guard size >= minimum else {
+            throw VaultError(.dataError, "shard is truncated: \(size) bytes, less than the minimum \(minimum)", location: path)
+        }
+        guard size == expected.entry.size else {
+            throw VaultError(.dataError, "shard size \(size) does not match the manifest's \(expected.entry.size) (truncated or extended)", location: path)
         }
         let block = try readExactly(fd: fd, count: ShardHeader.blockSize, offset: 0, path: path)
         let header: ShardHeader
@@ -213,9 +209,7 @@ public enum ShardReader {
         guard Hex.encode(Digest.sha256(block)) == expected.entry.headerSha256 else {
             throw VaultError(.dataError, "header SHA-256 does not match the manifest", location: path)
         }
-        do { return try header.unwrapDEK(kek: kek) } catch let error as VaultError {
-            throw VaultError(.dataError, error.message, location: path)
-        }
+        return (size, block, header)
     }
 
     static func check(header: ShardHeader, against expected: ShardExpectation, path: String) throws {
