@@ -1,0 +1,77 @@
+import Foundation
+import VaultCrypto
+
+/// Entry points for fuzzing every parser of untrusted input (Fuzz/, scripts/fuzz.sh): each
+/// takes arbitrary bytes and must return or throw, never crash, hang or trap. Errors are the
+/// expected outcome and are discarded.
+public enum FuzzTargets {
+    public static let names = ["job-spec", "policy", "shard-header", "manifest", "audit-entry", "checkpoint", "csv", "fhir-resource", "fhir-bundle"]
+
+    /// State reused across runs of one process (a fuzzer calls `run` millions of times).
+    final class Scratch: @unchecked Sendable {
+        // Used by one fuzzing thread only.
+        let tape = JSONTape(capacity: 1 << 16)
+        let folder: String = {
+            let path = NSTemporaryDirectory() + "/shardvault-fuzz-\(getpid())"
+            try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            return path
+        }()
+        let verifier = try? NoteVerifier(name: "fuzz", publicKey: [UInt8](repeating: 7, count: 32))
+    }
+    static let scratch = Scratch()
+
+    public static func run(_ name: String, _ data: UnsafeRawBufferPointer) {
+        let bytes = [UInt8](data)
+        let text = String(decoding: bytes, as: UTF8.self)
+        switch name {
+        case "job-spec":
+            _ = try? JobSpec.parse(text, file: "fuzz")
+        case "policy":
+            let path = scratch.folder + "/policy/fuzz.yaml"
+            try? FileManager.default.createDirectory(atPath: scratch.folder + "/policy", withIntermediateDirectories: true)
+            guard (try? Data(bytes).write(to: URL(fileURLWithPath: path))) != nil else { return }
+            _ = try? PolicySet.load(directory: scratch.folder + "/policy")
+        case "shard-header":
+            var block = Array(bytes.prefix(ShardHeader.blockSize))
+            block += [UInt8](repeating: 0, count: ShardHeader.blockSize - block.count)
+            _ = try? ShardHeader.parse(block: block)
+        case "manifest":
+            if let (body, _) = try? ManifestFile.split(bytes, path: "fuzz") {
+                _ = try? JSONDecoder().decode(Manifest.self, from: Data(body))
+            }
+        case "audit-entry":
+            let line = bytes.split(separator: 0x0A, omittingEmptySubsequences: false).first.map(Array.init) ?? []
+            _ = try? line.withUnsafeBufferPointer { try AuditEntry.parse($0, tape: scratch.tape) }
+        case "checkpoint":
+            _ = try? Checkpoint.parse(text: text)
+            if let verifier = scratch.verifier { _ = try? SignedNote.open(text, verifier: verifier) }
+        case "csv":
+            let path = scratch.folder + "/fuzz.csv"
+            guard (try? Data(bytes).write(to: URL(fileURLWithPath: path))) != nil, let csv = try? CSVReader(path: path, blockSize: 4096) else { return }
+            while (try? csv.next()) == true {
+                for i in 0..<csv.fields.count { _ = csv.string(i) }
+            }
+        case "fhir-resource", "fhir-bundle":
+            guard (try? scratch.tape.parse(data)) != nil else { return }
+            let root = scratch.tape.root
+            let mapper = FHIRMapper(pseudonym: { _ in [UInt8](repeating: 1, count: 16) })
+            var out: [ClinicalRecord] = []
+            var resources: [(JSONTape.Value, String?)] = []
+            if name == "fhir-bundle" {
+                var i = 0
+                while let entry = root["entry"]?[i] {
+                    if let resource = entry["resource"] { resources.append((resource, entry["fullUrl"]?.string)) }
+                    i += 1
+                }
+            } else {
+                resources.append((root, nil))
+            }
+            for (resource, fullUrl) in resources {
+                guard let type = resource["resourceType"]?.string, FHIRMapper.ingestedTypes.contains(type) else { continue }
+                try? mapper.map(resource, type: type, fullUrl: fullUrl, references: FHIRMapper.References(), into: &out)
+            }
+        default:
+            break
+        }
+    }
+}
