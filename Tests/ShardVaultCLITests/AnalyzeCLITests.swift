@@ -256,6 +256,42 @@ struct AnalyzeCLITests {
         #expect(output.fileHandleForReading.readDataToEndOfFile().isEmpty)
     }
 
+    @Test("a worker is not dumpable, as seen from outside: run as another user, its /proc files belong to root, where a dumpable process's belong to that user",
+          .enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"), "needs root and setpriv(1)"))
+    func workerNotDumpableFromOutside() throws {
+        let binary = try #require(CLI.binary)
+        func ownerOfStatus(_ arguments: [String], ready: String = "Uid:\t65534") throws -> (uid: UInt32?, status: String) {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+            process.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups"] + arguments
+            let input = Pipe(), output = Pipe()
+            process.standardInput = input
+            process.standardOutput = output
+            process.standardError = output
+            try process.run()
+            defer { try? input.fileHandleForWriting.close(); if process.isRunning { process.terminate() }; process.waitUntilExit() }
+            let proc = "/proc/\(process.processIdentifier)"
+            var status = ""
+            for _ in 0..<200 {
+                status = (try? String(contentsOfFile: proc + "/status", encoding: .utf8)) ?? ""
+                // setpriv execs the program in the same process: wait until it has.
+                if status.contains("Uid:\t65534") && status.contains(ready)
+                    && (try? FileManager.default.destinationOfSymbolicLink(atPath: proc + "/exe")) != "/usr/bin/setpriv" { break }
+                usleep(10_000)
+            }
+            usleep(50_000)
+            let owner = (try? FileManager.default.attributesOfItem(atPath: proc + "/status"))?[.ownerAccountID] as? NSNumber
+            return (owner?.uint32Value, status)
+        }
+        // Control: an ordinary process of that user owns its /proc files.
+        let control = try ownerOfStatus(["/bin/cat"])
+        #expect(control.uid == 65534, "\(control.status)")
+        // The worker hardens itself first thing (then blocks reading its frame).
+        let worker = try ownerOfStatus([binary, "worker"], ready: "NoNewPrivs:\t1")
+        #expect(worker.uid == 0, "a dumpable worker: \(worker.status)")
+        #expect(worker.status.contains("NoNewPrivs:\t1"))
+    }
+
     @Test("with minCell 11 every group under 11 patients is suppressed, and a spec cannot lower the policy's floor",
           .enabled(if: ready, "needs ../shared/testdata and python3"))
     func suppression() throws {
