@@ -1,6 +1,10 @@
 import Foundation
 import VaultCrypto
 
+/// Files the `policy` and `csv` targets parse: one folder per user, reused by every run, and
+/// each file removed after it is parsed.
+let fuzzScratchFolder = NSTemporaryDirectory() + "/shardvault-fuzz-scratch-\(getuid())"
+
 /// Entry points for fuzzing every parser of untrusted input (Fuzz/, scripts/fuzz.sh): each
 /// takes arbitrary bytes and must return or throw, never crash, hang or trap. Errors are the
 /// expected outcome and are discarded.
@@ -12,9 +16,8 @@ public enum FuzzTargets {
         // Used by one fuzzing thread only.
         let tape = JSONTape(capacity: 1 << 16)
         let folder: String = {
-            let path = NSTemporaryDirectory() + "/shardvault-fuzz-\(getpid())"
-            try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-            return path
+            try? FileManager.default.createDirectory(atPath: fuzzScratchFolder, withIntermediateDirectories: true)
+            return fuzzScratchFolder
         }()
         let verifier = try? NoteVerifier(name: "fuzz", publicKey: [UInt8](repeating: 7, count: 32))
     }
@@ -30,6 +33,7 @@ public enum FuzzTargets {
             let path = scratch.folder + "/policy/fuzz.yaml"
             try? FileManager.default.createDirectory(atPath: scratch.folder + "/policy", withIntermediateDirectories: true)
             guard (try? Data(bytes).write(to: URL(fileURLWithPath: path))) != nil else { return }
+            defer { unlink(path) }
             _ = try? PolicySet.load(directory: scratch.folder + "/policy")
         case "shard-header":
             var block = Array(bytes.prefix(ShardHeader.blockSize))
@@ -47,7 +51,9 @@ public enum FuzzTargets {
             if let verifier = scratch.verifier { _ = try? SignedNote.open(text, verifier: verifier) }
         case "csv":
             let path = scratch.folder + "/fuzz.csv"
-            guard (try? Data(bytes).write(to: URL(fileURLWithPath: path))) != nil, let csv = try? CSVReader(path: path, blockSize: 4096) else { return }
+            guard (try? Data(bytes).write(to: URL(fileURLWithPath: path))) != nil else { return }
+            defer { unlink(path) }
+            guard let csv = try? CSVReader(path: path, blockSize: 4096) else { return }
             while (try? csv.next()) == true {
                 for i in 0..<csv.fields.count { _ = csv.string(i) }
             }
