@@ -132,8 +132,7 @@ struct Keys: ParsableCommand {
                     return
                 }
                 guard let dataset else { return }
-                let kind: KeyKind = kek ? .kek : signing ? .signing : .kek
-                let resource = AuditResource(dataset: dataset, key: "\(dataset)/\(kind.rawValue)")
+                let resource = AuditResource(dataset: dataset, key: "\(dataset)/\(signing ? KeyKind.signing.rawValue : KeyKind.kek.rawValue)")
                 if kek {
                     let record = try vault.perform(AuditAction.keysRotate, resource: resource) {
                         try KeyLifecycle(vault: vault).rotate(dataset, .kek)

@@ -175,10 +175,7 @@ fileprivate enum AuditTool {
         try CLI.runProgram(executable, arguments)
     }
 
-    static let unshareWorks: Bool = {
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare") else { return false }
-        return (try? run("/usr/bin/unshare", ["-m", "true"]).status) == 0
-    }()
+    static var unshareWorks: Bool { CLI.unshareWorks }
 
     static let opensslAvailable = FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl")
 }

@@ -62,6 +62,12 @@ enum CLI {
                       stderr: String(decoding: errData, as: UTF8.self))
     }
 
+    /// Whether tests may mount file systems in a private mount namespace (`unshare -m`).
+    static let unshareWorks: Bool = {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare") else { return false }
+        return (try? runProgram("/usr/bin/unshare", ["-m", "true"]).status) == 0
+    }()
+
     enum CLIError: Error { case missingBinary }
 }
 

@@ -6,14 +6,9 @@ import VaultCore
 /// the right exit codes, nothing stored lost or corrupted.
 @Suite("resource faults", .serialized)
 struct ResourceFaultCLITests {
-    static let unshareWorks: Bool = {
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare") else { return false }
-        return (try? CLI.runProgram("/usr/bin/unshare", ["-m", "true"]).status) == 0
-    }()
-
     @Test("an ingest onto a full data/ file system exits 74 naming the cause, leaves no staging behind, and the existing dataset still verifies deep",
           .enabled(if: CLI.testdata != nil, "needs ../shared/testdata"),
-          .enabled(if: unshareWorks, "'unshare -m' does not work here (needs root or CAP_SYS_ADMIN): skipped the full file system"))
+          .enabled(if: CLI.unshareWorks, "'unshare -m' does not work here (needs root or CAP_SYS_ADMIN): skipped the full file system"))
     func fullDataFileSystem() throws {
         let dir = TempDir()
         let vault = try KeyCLITests.vault(dir)
