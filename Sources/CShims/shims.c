@@ -1,6 +1,7 @@
 #include "CShims.h"
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 int shardvault_harden_process(void) {
     struct rlimit none = {0, 0};
@@ -12,4 +13,8 @@ int shardvault_harden_process(void) {
 
 int shardvault_is_dumpable(void) {
     return prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+}
+
+int shardvault_fork(void) {
+    return (int)fork();
 }

@@ -151,15 +151,12 @@ struct Results: ParsableCommand {
 /// A worker process: one analysis task, read from standard input, answered on standard
 /// output. Started by `analyze --isolation process`; not for direct use.
 struct Worker: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run one analysis task from standard input (internal).", shouldDisplay: false)
+    static let configuration = CommandConfiguration(abstract: "Serve analysis tasks from standard input, each in a child process of its own (internal).", shouldDisplay: false)
 
     func run() throws {
         do {
-            // Hardened before anything secret arrives.
-            try WorkerTask.hardenWorker()
-            var input = try WorkerTask.readFrame()
-            let output = try WorkerTask.runWorker(input: &input)
-            FileHandle.standardOutput.write(Data(output))
+            // A fork server: hardened before anything secret arrives, one child per task.
+            try WorkerServer.serve()
         } catch let error as VaultError {
             Console.error(error.description)
             throw ExitCode(error.code.exitStatus)

@@ -216,13 +216,76 @@ struct AnalyzeCLITests {
         #expect(piped.status == 0 && !piped.stderr.contains("\u{1B}") && piped.stderr.isEmpty, "\(piped.stderr)")
     }
 
-    @Test("a worker is hardened before it reads anything, as seen from outside through /proc: no new privileges, core size 0, only 'worker' on its command line and PATH in its environment")
+    /// What the coordinator gives a worker (WorkerProcess.environment).
+    let workerEnvironment = ["PATH": "/usr/bin:/bin", "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"]
+
+    @Test("the worker is a fork server: each task runs in a child that answers for it, and the server itself never holds a task's keys (its memory read through /proc after the task)")
+    func workerForkServer() throws {
+        let binary = try #require(CLI.binary)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["worker"]
+        process.environment = workerEnvironment
+        let input = Pipe(), output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        let toWorker = input.fileHandleForWriting, fromWorker = output.fileHandleForReading
+        func le32(_ v: Int) -> [UInt8] { (0..<4).map { UInt8((v >> (8 * $0)) & 0xff) } }
+        func read(_ n: Int) throws -> [UInt8] {
+            var out: [UInt8] = []
+            while out.count < n {
+                guard let more = try fromWorker.read(upToCount: n - out.count), !more.isEmpty else { break }
+                out += more
+            }
+            return out
+        }
+        // Two tasks whose frames hold recognisable keys but name no shard: each child reads
+        // its frame, fails and says why; the server reports each child's exit.
+        let keys = (0..<64).map { UInt8(0xA0 ^ $0) }
+        for round in 0..<2 {
+            let frame = Array("SVTASK2\n{\"round\": \(round)}\n".utf8) + keys
+            try toWorker.write(contentsOf: Data([UInt8(ascii: "T")] + le32(frame.count) + frame))
+            let kind = try read(1)
+            #expect(kind == [UInt8(ascii: "E")], "round \(round): \(kind)")
+            let status = try read(1)
+            let length = try read(4)
+            let count = length.enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+            let message = String(decoding: try read(count), as: UTF8.self)
+            #expect(status == [64] && !message.isEmpty, "\(status) \(message)")
+            let done = try read(5)
+            #expect(done.first == UInt8(ascii: "D") && done.count == 5 && done[2] == 64, "the child's wait status: \(done)")
+        }
+        // The server's own memory (readable to root through /proc despite not being
+        // dumpable) holds no copy of the keys: only its children read frames.
+        if let maps = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/maps", encoding: .utf8),
+           let mem = FileHandle(forReadingAtPath: "/proc/\(process.processIdentifier)/mem") {
+            var scanned = 0
+            for line in maps.split(separator: "\n") {
+                let fields = line.split(separator: " ")
+                guard fields.count >= 2, fields[1].hasPrefix("rw") else { continue }
+                let range = fields[0].split(separator: "-").compactMap { UInt64($0, radix: 16) }
+                guard range.count == 2, range[1] - range[0] < 1 << 30 else { continue }
+                guard (try? mem.seek(toOffset: range[0])) != nil, let bytes = try? mem.read(upToCount: Int(range[1] - range[0])) else { continue }
+                scanned += bytes.count
+                #expect(bytes.firstRange(of: Data(keys.prefix(32))) == nil, "key bytes found in the server at \(fields[0])")
+            }
+            #expect(scanned > 0)
+        }
+        try toWorker.write(contentsOf: Data([UInt8(ascii: "Q")]))
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+    }
+
+    @Test("a worker is hardened before it reads anything, as seen from outside through /proc: no new privileges, core size 0, only 'worker' on its command line and PATH and the malloc tunable in its environment")
     func workerHardenedFromOutside() throws {
         let binary = try #require(CLI.binary)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = ["worker"]
-        process.environment = ["PATH": "/usr/bin:/bin"]
+        process.environment = workerEnvironment
         let input = Pipe(), output = Pipe(), errors = Pipe()
         process.standardInput = input
         process.standardOutput = output
@@ -244,9 +307,9 @@ struct AnalyzeCLITests {
         let cmdline = try Data(contentsOf: URL(fileURLWithPath: proc + "/cmdline")).split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
         #expect(cmdline.dropFirst() == ["worker"])
         // Not dumpable: /proc/PID/environ of a non-dumpable process is unreadable to anyone
-        // without CAP_SYS_PTRACE; with it (as root), it shows only PATH.
+        // without CAP_SYS_PTRACE; with it (as root), it shows only what it was given.
         if let environ = try? Data(contentsOf: URL(fileURLWithPath: proc + "/environ")) {
-            #expect(environ.split(separator: 0).map { String(decoding: $0, as: UTF8.self) } == ["PATH=/usr/bin:/bin"])
+            #expect(environ.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }.sorted() == workerEnvironment.map { "\($0)=\($1)" }.sorted())
         }
         // A frame that is not one: refused, nothing on stdout.
         try input.fileHandleForWriting.write(contentsOf: Data("not a frame".utf8))

@@ -10,4 +10,8 @@ int shardvault_harden_process(void);
 /// Whether the process is dumpable (1) or not (0), or -1 on error.
 int shardvault_is_dumpable(void);
 
+/// fork(2), which Swift does not import. Only for a single-threaded process (the worker's
+/// fork server), whose child runs one task and exits with _exit.
+int shardvault_fork(void);
+
 #endif

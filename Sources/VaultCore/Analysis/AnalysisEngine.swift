@@ -37,8 +37,11 @@ public enum AnalysisEngine {
         var medicationPatient: [Int32], medicationCode: (entries: [String], indices: [UInt32])
         var observationPatient: [Int32], observationCode: (entries: [String], indices: [UInt32]), observationValue: [Double]
 
-        init(_ shard: DecodedShard) throws {
-            func table(_ kind: RecordKind) -> [Column] { shard.tables[kind] ?? [] }
+        /// Reads the columns `AnalysisEngine.columns(for:)` names for `spec`; tables the
+        /// spec does not use are left empty.
+        init(_ shard: DecodedShard, spec: JobSpec) throws {
+            let used = AnalysisEngine.columns(for: spec)
+            func table(_ kind: RecordKind) -> [Column] { used[kind] == nil ? [] : shard.tables[kind] ?? [] }
             func int32(_ c: [Column], _ i: Int) throws -> [Int32] {
                 guard i < c.count, case .int32(let v) = c[i] else { throw VaultError(.dataError, "shard plaintext lacks an int32 column \(i)") }
                 return v
@@ -75,6 +78,19 @@ public enum AnalysisEngine {
         }
     }
 
+    /// The columns an evaluation of `spec` reads, by table and position: the patients'
+    /// demographics always; a condition's or a medication's patient and code when the
+    /// cohort filters on them; an observation's patient, code and value when the cohort
+    /// or a measure uses observations.
+    public static func columns(for spec: JobSpec) -> [RecordKind: Set<Int>] {
+        var used: [RecordKind: Set<Int>] = [.patients: [1, 2, 3, 4, 5, 6]]
+        if spec.cohort.conditions != nil { used[.conditions] = [0, 3] }
+        if spec.cohort.medications != nil { used[.medications] = [0, 3] }
+        let observes = spec.measures.contains { if case .observation = $0 { return true } else { return false } }
+        if observes || !spec.cohort.observations.isEmpty { used[.observations] = [0, 3, 4] }
+        return used
+    }
+
     /// Whole years from `birth` to `asOf` (both day numbers).
     static func age(birth: Int, asOf: Int) -> Int {
         let b = ClinicalTime.civil(fromDays: birth), a = ClinicalTime.civil(fromDays: asOf)
@@ -88,7 +104,7 @@ public enum AnalysisEngine {
 
     /// The patients of the cohort, and the partial aggregates of the measures.
     public static func evaluate(_ spec: JobSpec, shard: DecodedShard) throws -> PartialAggregate {
-        let t = try Tables(shard)
+        let t = try Tables(shard, spec: spec)
         guard let asOf = ClinicalTime.days(Array(spec.asOf.utf8)).map(Int.init) else {
             throw VaultError(.usage, "asOf '\(spec.asOf)' is not a date")
         }

@@ -84,6 +84,10 @@ public struct AnalysisJob {
         let finished = AtomicCounter(), finishedBytes = AtomicCounter()
         progress?(0, manifest.shards.count, 0)
         DispatchQueue.concurrentPerform(iterations: min(workers, manifest.shards.count)) { _ in
+            // Process isolation: one fork server per lane, started on the lane's first task;
+            // each task still runs in a process of its own.
+            var server: WorkerProcess?
+            defer { server?.finish() }
             while true {
                 let i = next.increment()
                 if i >= manifest.shards.count || partials.failed { return }
@@ -96,7 +100,8 @@ public struct AnalysisJob {
                         let signing = try keyring.material(dataset: spec.dataset, kind: .signing, version: entry.signingVersion)
                         let expected = ShardExpectation(vaultId: vaultId, dataset: spec.dataset, generation: manifest.generation,
                                                         shardCount: manifest.shardCount, entry: entry)
-                        let shard = try ShardReader.decrypt(path: path, expected: expected, kek: kek, signingKey: signing)
+                        let shard = try ShardReader.decrypt(path: path, expected: expected, key: .kek(kek), signingKey: signing,
+                                                            columns: AnalysisEngine.columns(for: spec))
                         partials.set(i, try AnalysisEngine.evaluate(spec, shard: shard))
                     case .process(let executable):
                         // The worker gets this shard's DEK only, unwrapped here from a header
@@ -106,7 +111,8 @@ public struct AnalysisJob {
                         let dek = try ShardReader.unwrapDEK(path: path, expected: expected, kek: kek)
                         let task = WorkerTask(job: id, spec: specText, path: path, vaultId: Hex.encode(vaultId), dataset: spec.dataset,
                                               generation: manifest.generation, shardCount: manifest.shardCount, entry: entry)
-                        partials.set(i, try ProcessTaskRunner(executable: executable).run(task, dek: dek, outputKey: outputKey))
+                        if server == nil { server = try WorkerProcess(executable: executable) }
+                        partials.set(i, try server!.run(task, dek: dek, outputKey: outputKey))
                     }
                 } catch {
                     partials.fail(error)

@@ -99,22 +99,17 @@ public struct WorkerTask: Codable, Sendable {
         }
     }
 
-    /// Reads a whole task frame from `fd` into one buffer allocated up front (so no copy of
-    /// the keys is left behind by a reallocation); the caller wipes it.
-    public static func readFrame(fd: Int32 = 0) throws -> [UInt8] {
-        var buffer = [UInt8](repeating: 0, count: maximumFrame)
-        var count = 0
-        while count < buffer.count {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + count, $0.count - count) }
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { secureWipe(&buffer); throw VaultError.system(.ioError, "cannot read the task frame", path: "stdin", errno: errno) }
-            if n == 0 { break }
-            count += n
+    /// Reads exactly `count` bytes of a task frame from `fd` into one buffer allocated up
+    /// front (so no copy of the keys is left behind by a reallocation); the caller wipes it.
+    static func readFrame(fd: Int32, count: Int) throws -> [UInt8] {
+        guard count > 0, count <= maximumFrame else { throw VaultError(.usage, "task frame of \(count) bytes (at most \(maximumFrame))") }
+        var buffer = [UInt8](repeating: 0, count: count)
+        let n = buffer.withUnsafeMutableBytes { WorkerServer.readFully(fd, $0) }
+        guard n == count else {
+            secureWipe(&buffer)
+            throw VaultError(.usage, "the task frame ended after \(max(n, 0)) of \(count) bytes")
         }
-        guard count < buffer.count else { secureWipe(&buffer); throw VaultError(.usage, "task frame larger than \(maximumFrame) bytes") }
-        let frame = Array(buffer[0..<count])
-        secureWipe(&buffer)
-        return frame
+        return buffer
     }
 
     /// The worker's side: hardens the process, reads the frame, verifies and decrypts the
@@ -127,7 +122,10 @@ public struct WorkerTask: Codable, Sendable {
               let newline = input[magic.count...].firstIndex(of: 0x0A), input.count - (newline + 1) == 64 else {
             throw VaultError(.usage, "the worker expects a task frame on standard input")
         }
-        let task = try JSONDecoder().decode(WorkerTask.self, from: Data(input[magic.count..<newline]))
+        let task: WorkerTask
+        do { task = try JSONDecoder().decode(WorkerTask.self, from: Data(input[magic.count..<newline])) } catch {
+            throw VaultError(.usage, "the task frame's header is not a task")
+        }
         let dek = SecureBytes(copying: input[(newline + 1)..<(newline + 33)])
         let outputKey = SecureBytes(copying: input[(newline + 33)..<(newline + 65)])
         let spec = try JobSpec.parse(task.spec, file: "job spec")
@@ -135,7 +133,8 @@ public struct WorkerTask: Codable, Sendable {
         let expected = ShardExpectation(vaultId: vaultId, dataset: task.dataset, generation: task.generation, shardCount: task.shardCount, entry: task.entry)
         // No signing key here: the manifest, authenticated by the coordinator, fixes the
         // header and body digests this read checks, besides the DEK's commitment and every chunk.
-        let shard = try ShardReader.decrypt(path: task.path, expected: expected, key: .dek(dek), signingKey: nil)
+        let shard = try ShardReader.decrypt(path: task.path, expected: expected, key: .dek(dek), signingKey: nil,
+                                            columns: AnalysisEngine.columns(for: spec))
         var partial = try AnalysisEngine.evaluate(spec, shard: shard).encode()
         defer { secureWipe(&partial) }
         let nonce = try SystemRandom.bytes(12)
@@ -158,70 +157,198 @@ public struct WorkerTask: Codable, Sendable {
     }
 }
 
-/// Runs tasks in worker processes: each gets its task on stdin and answers on stdout.
-struct ProcessTaskRunner {
-    let executable: String
+/// The worker side of `shardvault worker`: a fork server. It hardens itself, warms up
+/// (so that each task skips process start-up: loading, linking, runtime caches), then
+/// forks one child per task. The child alone reads the task frame with its keys,
+/// processes the one shard, answers and exits; the server never sees a key, a plaintext
+/// byte or a result, and nothing a task held outlives its process.
+///
+/// On standard input, from the coordinator: `T` then a 4-byte little-endian length and
+/// the task frame (read by the child), or `Q` to stop. On standard output: the child's
+/// record, `R` + length + sealed output, or `E` + exit status + length + message, then the
+/// server's `D` + the child's 4-byte wait status once it has exited.
+public enum WorkerServer {
+    static let task = UInt8(ascii: "T"), quit = UInt8(ascii: "Q")
+    static let result = UInt8(ascii: "R"), failure = UInt8(ascii: "E"), done = UInt8(ascii: "D")
 
-    /// A worker's whole command line and environment: nothing secret, nothing inherited.
-    static let arguments = ["worker"]
-    static let environment = ["PATH": "/usr/bin:/bin"]
+    /// Serves tasks until `Q`. Throws a usage error if standard input ends without one
+    /// (a worker started by hand).
+    public static func serve(input: Int32 = 0, output: Int32 = 1) throws {
+        try WorkerTask.hardenWorker()
+        warmUp()
+        var command: UInt8 = 0
+        while true {
+            let n = withUnsafeMutableBytes(of: &command) { readFully(input, $0) }
+            guard n == 1 else { throw VaultError(.usage, "the worker expects task frames on standard input") }
+            switch command {
+            case quit: return
+            case task: break
+            default: throw VaultError(.usage, "the worker expects task frames on standard input (unknown command \(command))")
+            }
+            let pid = shardvault_fork()
+            guard pid >= 0 else { throw VaultError.system(.software, "cannot fork a task process", path: "worker", errno: errno) }
+            if pid == 0 { _exit(runChild(input: input, output: output)) }
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 {
+                guard errno == EINTR else { throw VaultError.system(.software, "cannot wait for a task process", path: "worker", errno: errno) }
+            }
+            var record = [done]
+            record.append(contentsOf: withUnsafeBytes(of: UInt32(bitPattern: status).littleEndian, Array.init))
+            guard writeFully(output, record) else { throw VaultError.system(.ioError, "cannot answer the coordinator", path: "stdout", errno: errno) }
+        }
+    }
 
-    /// A worker that dies before reading its frame must not take the coordinator with it:
-    /// writes to its pipe then fail with EPIPE instead of raising SIGPIPE.
-    static let ignoreBrokenPipes: Void = { signal(SIGPIPE, SIG_IGN); return () }()
+    /// One task, in the forked child: read the frame, run it, write one record. Returns the
+    /// exit status.
+    static func runChild(input: Int32, output: Int32) -> Int32 {
+        var record: [UInt8]
+        var status: Int32 = 0
+        do {
+            var length: UInt32 = 0
+            guard withUnsafeMutableBytes(of: &length, { readFully(input, $0) }) == 4 else {
+                throw VaultError(.usage, "the worker expects task frames on standard input")
+            }
+            var frame = try WorkerTask.readFrame(fd: input, count: Int(UInt32(littleEndian: length)))
+            let sealed = try WorkerTask.runWorker(input: &frame)
+            record = [result] + lengthPrefix(sealed.count) + sealed
+        } catch {
+            let vaultError = error as? VaultError ?? VaultError(.software, "\(error)")
+            status = vaultError.code.exitStatus
+            let message = Array(vaultError.description.utf8.prefix(16_384))
+            record = [failure, UInt8(truncatingIfNeeded: status)] + lengthPrefix(message.count) + message
+        }
+        return writeFully(output, record) ? status : 74
+    }
 
-    func run(_ task: WorkerTask, dek: SecureBytes, outputKey: SecureBytes) throws -> PartialAggregate {
-        _ = Self.ignoreBrokenPipes
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = Self.arguments
-        process.environment = Self.environment
-        let input = Pipe(), output = Pipe(), errors = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        var frame = try task.frame(dek: dek, outputKey: outputKey)
-        defer { secureWipe(&frame) }
-        // The answer is read on another thread while the frame is written, so neither side blocks.
-        let reader = PipeReader(output.fileHandleForReading)
-        let errorReader = PipeReader(errors.fileHandleForReading)
-        // Written straight from the frame buffer (wiped above), with no intermediate copy.
-        let fd = input.fileHandleForWriting.fileDescriptor
-        var sent = 0
-        while sent < frame.count {
-            let n = frame.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + sent, $0.count - sent) }
+    static func lengthPrefix(_ count: Int) -> [UInt8] {
+        withUnsafeBytes(of: UInt32(count).littleEndian, Array.init)
+    }
+
+    /// Runs the code paths a task takes over data that holds nothing, so that a forked
+    /// task finds them loaded, linked and cached.
+    static func warmUp() {
+        let spec = #"{"dataset": "warm-up", "purpose": "HRESCH", "asOf": "2020-01-01", "cohort": {"age": {"min": 0}, "alive": true}, "#
+            + #""groupBy": ["sex", "ageBand10"], "measures": [{"name": "n", "count": "patients"}, "#
+            + #"{"name": "v", "observation": "0-0", "stats": ["count", "mean", "stddev", "min", "max", "p50", "p90"]}]}"#
+        let task = WorkerTask(job: "0", spec: spec, path: "", vaultId: "00", dataset: "warm-up", generation: 1, shardCount: 1,
+                              entry: ManifestShard(index: 0, file: "", size: 0, headerSha256: "", bodySha256: "", dataKeyId: "", kekVersion: 1,
+                                                   signingVersion: 1, records: RecordCounts()))
+        _ = try? JSONDecoder().decode(WorkerTask.self, from: JSONEncoder().encode(task))
+        if let parsed = try? JobSpec.parse(spec, file: "warm-up"), let shard = try? ShardTables().encode().withUnsafeBytes({ try DecodedShard.decode($0) }) {
+            _ = try? AnalysisEngine.evaluate(parsed, shard: shard).encode()
+        }
+        let zero = SecureBytes(zeroedCount: 32)
+        _ = try? AESGCM(key: zero).seal(nonce: [UInt8](repeating: 0, count: 12), plaintext: [0], aad: [])
+        _ = Digest.sha256([0])
+    }
+
+    static func readFully(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer) -> Int {
+        var count = 0
+        while count < buffer.count {
+            let n = read(fd, buffer.baseAddress! + count, buffer.count - count)
             if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break } // the worker went away; its exit status says why
+            if n < 0 { return -1 }
+            if n == 0 { break }
+            count += n
+        }
+        return count
+    }
+
+    static func writeFully(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { writeFully(fd, $0) }
+    }
+
+    static func writeFully(_ fd: Int32, _ buffer: UnsafeRawBufferPointer) -> Bool {
+        var sent = 0
+        while sent < buffer.count {
+            let n = write(fd, buffer.baseAddress! + sent, buffer.count - sent)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return false }
             sent += n
         }
-        try? input.fileHandleForWriting.close()
-        let out = reader.wait(), err = errorReader.wait()
-        process.waitUntilExit()
-        let message = String(decoding: err, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        switch process.terminationStatus {
-        case 0: return try task.openOutput(out, outputKey: outputKey)
-        case 65: throw VaultError(.dataError, message.isEmpty ? "the worker rejected the shard" : message)
-        default: throw VaultError(.software, "worker for \(task.path) exited with \(process.terminationStatus): \(message)")
-        }
+        return true
     }
 }
 
-/// Reads a pipe to its end on a background thread.
-final class PipeReader: @unchecked Sendable {
-    // `data` is written once by the reading thread before `done` is signalled.
-    private var data = Data()
-    private let done = DispatchSemaphore(value: 0)
+/// The coordinator's side: one `shardvault worker` fork server, started once per parallel
+/// lane of a job and given that lane's tasks one at a time.
+final class WorkerProcess {
+    /// A worker's whole command line and environment: nothing secret, nothing inherited.
+    static let arguments = ["worker"]
+    static let environment = ["PATH": "/usr/bin:/bin", "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"]
 
-    init(_ handle: FileHandle) {
-        Thread.detachNewThread { [self] in
-            data = handle.readDataToEndOfFile()
-            done.signal()
-        }
+    /// A worker that dies must not take the coordinator with it: writes to its pipe then
+    /// fail with EPIPE instead of raising SIGPIPE.
+    static let ignoreBrokenPipes: Void = { signal(SIGPIPE, SIG_IGN); return () }()
+
+    private let process = Process()
+    private let toWorker: FileHandle
+    private let fromWorker: FileHandle
+
+    init(executable: String) throws {
+        _ = Self.ignoreBrokenPipes
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = Self.arguments
+        process.environment = Self.environment
+        let input = Pipe(), output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        toWorker = input.fileHandleForWriting
+        fromWorker = output.fileHandleForReading
+        try? input.fileHandleForReading.close()
+        try? output.fileHandleForWriting.close()
     }
 
-    func wait() -> [UInt8] {
-        done.wait()
-        return [UInt8](data)
+    /// Runs one task in a fresh child of the server and opens its sealed answer.
+    func run(_ task: WorkerTask, dek: SecureBytes, outputKey: SecureBytes) throws -> PartialAggregate {
+        var frame = try task.frame(dek: dek, outputKey: outputKey)
+        defer { secureWipe(&frame) }
+        let out = toWorker.fileDescriptor, back = fromWorker.fileDescriptor
+        // Written straight from the frame buffer (wiped above), with no intermediate copy.
+        // A failed write means the worker went away; its answer (or its absence) says why.
+        if WorkerServer.writeFully(out, [WorkerServer.task] + WorkerServer.lengthPrefix(frame.count)) {
+            _ = frame.withUnsafeBytes { WorkerServer.writeFully(out, $0) }
+        }
+        func gone() -> VaultError { VaultError(.software, "the worker process for \(task.path) ended unexpectedly") }
+        func bytes(_ count: Int) throws -> [UInt8] {
+            var buffer = [UInt8](repeating: 0, count: count)
+            guard buffer.withUnsafeMutableBytes({ WorkerServer.readFully(back, $0) }) == count else { throw gone() }
+            return buffer
+        }
+        func length() throws -> Int {
+            let b = try bytes(4)
+            return Int(UInt32(b[0]) | UInt32(b[1]) << 8 | UInt32(b[2]) << 16 | UInt32(b[3]) << 24)
+        }
+        var record = try bytes(1)[0]
+        var answer: Result<PartialAggregate, VaultError>?
+        switch record {
+        case WorkerServer.result:
+            let sealed = try bytes(try length())
+            answer = Result { try task.openOutput(sealed, outputKey: outputKey) }.mapError { $0 as? VaultError ?? VaultError(.software, "\($0)") }
+            record = try bytes(1)[0]
+        case WorkerServer.failure:
+            let status = try bytes(1)[0]
+            let message = String(decoding: try bytes(try length()), as: UTF8.self)
+            answer = .failure(status == 65 ? VaultError(.dataError, message.isEmpty ? "the worker rejected the shard" : message)
+                                           : VaultError(.software, "worker for \(task.path) exited with \(status): \(message)"))
+            record = try bytes(1)[0]
+        default: break
+        }
+        guard record == WorkerServer.done else { throw gone() }
+        let waitStatus = Int32(bitPattern: UInt32(try length()))
+        if let answer { return try answer.get() }
+        let signal = waitStatus & 0x7f
+        throw VaultError(.software, signal != 0 ? "the task process for \(task.path) was killed by signal \(signal)"
+                                                : "the task process for \(task.path) exited with \((waitStatus >> 8) & 0xff) without an answer")
+    }
+
+    /// Stops the server and waits for it.
+    func finish() {
+        _ = WorkerServer.writeFully(toWorker.fileDescriptor, [WorkerServer.quit])
+        try? toWorker.close()
+        process.waitUntilExit()
+        try? fromWorker.close()
     }
 }

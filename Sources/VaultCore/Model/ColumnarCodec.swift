@@ -224,6 +224,8 @@ public enum Column: Sendable {
     case float64([Double])
     case dictionary(entries: [String], indices: [UInt32])
     case fixed(width: Int, bytes: [UInt8])
+    /// A column the reader did not ask for: checked like the others, not copied.
+    case skipped(rows: Int)
 
     var rowCount: Int {
         switch self {
@@ -232,6 +234,7 @@ public enum Column: Sendable {
         case .float64(let v): return v.count
         case .dictionary(_, let i): return i.count
         case .fixed(let w, let b): return w == 0 ? 0 : b.count / w
+        case .skipped(let rows): return rows
         }
     }
 }
@@ -241,8 +244,10 @@ public struct DecodedShard: Sendable {
     public var tables: [RecordKind: [Column]] = [:]
     public var counts = RecordCounts()
 
-    /// Decodes and validates a `shardvault.clinical.v1` plaintext.
-    public static func decode(_ bytes: UnsafeRawBufferPointer) throws -> DecodedShard {
+    /// Decodes and validates a `shardvault.clinical.v1` plaintext. With `columns`, only
+    /// those columns (by table, by position) are copied out; every other column is checked
+    /// all the same and left as `.skipped`.
+    public static func decode(_ bytes: UnsafeRawBufferPointer, columns: [RecordKind: Set<Int>]? = nil) throws -> DecodedShard {
         var r = LittleEndianReader(bytes)
         guard try r.raw(8) == ColumnarCodec.magic else {
             throw VaultError(.dataError, "plaintext is not a shardvault.clinical.v1 encoding (bad magic)")
@@ -256,15 +261,16 @@ public struct DecodedShard: Sendable {
             }
             let rows = Int(try r.u32())
             let columnCount = try r.u32()
-            var columns: [Column] = []
+            var table: [Column] = []
             for index in 0..<columnCount {
-                let column = try r.column()
+                let wanted = columns.map { $0[kind]?.contains(Int(index)) ?? false } ?? true
+                let column = wanted ? try r.column() : .skipped(rows: try r.skipColumn())
                 guard column.rowCount == rows else {
                     throw VaultError(.dataError, "table \(kind) column \(index) has \(column.rowCount) rows, expected \(rows)")
                 }
-                columns.append(column)
+                table.append(column)
             }
-            out.tables[kind] = columns
+            out.tables[kind] = table
             out.counts[kind] = rows
         }
         guard r.remaining == 0 else { throw VaultError(.dataError, "plaintext has \(r.remaining) trailing bytes") }

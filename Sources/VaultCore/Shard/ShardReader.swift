@@ -241,11 +241,13 @@ public enum ShardReader {
     }
 
     /// `decrypt` with either key (`ShardKey`).
-    public static func decrypt(path: String, expected: ShardExpectation, key: ShardKey, signingKey: SecureBytes? = nil) throws -> DecodedShard {
+    /// With `columns`, only those columns are copied out (`DecodedShard.decode`).
+    public static func decrypt(path: String, expected: ShardExpectation, key: ShardKey, signingKey: SecureBytes? = nil,
+                               columns: [RecordKind: Set<Int>]? = nil) throws -> DecodedShard {
         let (_, plaintext, length) = try read(path: path, expected: expected, signingKey: signingKey, key: key)
         guard let plaintext else { throw VaultError(.software, "no plaintext", location: path) }
         do {
-            let decoded = try plaintext.withUnsafeBytes { try DecodedShard.decode(UnsafeRawBufferPointer(rebasing: $0[0..<length])) }
+            let decoded = try plaintext.withUnsafeBytes { try DecodedShard.decode(UnsafeRawBufferPointer(rebasing: $0[0..<length]), columns: columns) }
             guard decoded.counts == expected.entry.records else {
                 throw VaultError(.dataError, "decrypted record counts differ from the manifest", location: path)
             }
