@@ -104,6 +104,75 @@ struct AnalysisWorkerTests {
         #expect(throws: VaultError.self) { try task.frame(dek: try SecureBytes.random(count: 16), outputKey: outputKey) }
     }
 
+    @Test("""
+          an analysis decrypts only the chunks of the columns its spec reads: those columns equal a full decryption's, \
+          the others are left unread with their row counts, and a change anywhere in the file, read or not, still fails
+          """)
+    func columnWiseDecryption() throws {
+        let dir = TemporaryDirectory("vault")
+        let vault = try Vault.initialize(at: dir.path)
+        let input = TemporaryDirectory("input")
+        _ = try SyntheaGenerator(patients: 120, seed: 9).write(to: URL(fileURLWithPath: input.path))
+        _ = try Ingestor(vault: vault).ingest(dataset: "d", format: .syntheaCSV, paths: [input.path], shards: 1, replace: false)
+        let manifest = try DatasetCatalog(vault: vault).manifest("d")
+        let kek = try vault.keyring.material(dataset: "d", kind: .kek, version: manifest.kek.version)
+        let signing = try vault.keyring.material(dataset: "d", kind: .signing, version: manifest.shards[0].signingVersion)
+        let path = vault.layout.datasetDirectory("d") + "/" + manifest.generationDirectory + "/" + manifest.shards[0].file
+        let expected = ShardExpectation(vaultId: vault.id, dataset: "d", generation: manifest.generation, shardCount: 1, entry: manifest.shards[0])
+        #expect(manifest.shards[0].size > 40 * ChunkedEncryption.sealedChunkSize, "the shard spans many chunks")
+        let full = try ShardReader.decrypt(path: path, expected: expected, kek: kek, signingKey: signing)
+        func same(_ a: Column, _ b: Column) -> Bool {
+            switch (a, b) {
+            case (.int32(let x), .int32(let y)): return x == y
+            case (.int64(let x), .int64(let y)): return x == y
+            case (.float64(let x), .float64(let y)): return x.map(\.bitPattern) == y.map(\.bitPattern)
+            case (.dictionary(let e1, let i1), .dictionary(let e2, let i2)): return e1 == e2 && i1 == i2
+            case (.fixed(let w1, let b1), .fixed(let w2, let b2)): return w1 == w2 && b1 == b2
+            default: return false
+            }
+        }
+        let spec = try JobSpec.parse(#"{"dataset": "d", "purpose": "HRESCH", "asOf": "2024-01-01", "cohort": {"conditions": {"anyOf": ["44054006"]}}, "#
+                                     + #""measures": [{"name": "n", "count": "patients"}, {"name": "a", "observation": "4548-4", "stats": ["mean"]}]}"#, file: "s")
+        let wantedSets: [[RecordKind: Set<Int>]] = [[.patients: [1, 2, 3, 4, 5, 6]], AnalysisEngine.columns(for: spec), [:]]
+        for wanted in wantedSets {
+            for key in [ShardKey.kek(kek), .dek(try ShardReader.unwrapDEK(path: path, expected: expected, kek: kek))] {
+                let sparse = try ShardReader.decryptColumns(path: path, expected: expected, key: key, signingKey: nil, columns: wanted)
+                #expect(sparse.counts == full.counts)
+                for (kind, columns) in full.tables {
+                    for (index, column) in columns.enumerated() {
+                        let got = try #require(sparse.tables[kind]?[index])
+                        if wanted[kind]?.contains(index) == true {
+                            #expect(same(got, column), "\(kind) column \(index)")
+                        } else {
+                            guard case .skipped(let rows) = got else { Issue.record("\(kind) column \(index) was decoded"); continue }
+                            #expect(rows == full.counts[kind])
+                        }
+                    }
+                }
+            }
+        }
+        #expect(try AnalysisEngine.evaluate(spec, shard: try ShardReader.decryptColumns(path: path, expected: expected, key: .kek(kek), signingKey: signing,
+                                                                                           columns: AnalysisEngine.columns(for: spec)))
+                == AnalysisEngine.evaluate(spec, shard: full))
+        // One flipped bit in the last chunk, which the patients' columns never reach, or in
+        // the middle: refused before any decryption, with the shard named.
+        let original = try Data(contentsOf: URL(fileURLWithPath: path))
+        for offset in [original.count - ShardHeader.trailerSize - 40, original.count / 2] {
+            var bytes = original
+            bytes[offset] ^= 0x01
+            try bytes.write(to: URL(fileURLWithPath: path))
+            #expect { try ShardReader.decryptColumns(path: path, expected: expected, key: .kek(kek), signingKey: nil, columns: wantedSets[0]) } throws: { error in
+                (error as? VaultError)?.code == .dataError && (error as? VaultError)?.location == path
+            }
+        }
+        try original.write(to: URL(fileURLWithPath: path))
+        _ = try ShardReader.decryptColumns(path: path, expected: expected, key: .kek(kek), signingKey: signing, columns: wantedSets[0])
+        // Another shard's key fails the commitment.
+        #expect(throws: VaultError.self) {
+            try ShardReader.decryptColumns(path: path, expected: expected, key: .dek(try SecureBytes.random(count: 32)), signingKey: nil, columns: wantedSets[0])
+        }
+    }
+
     @Test("the hardening a worker applies: not dumpable, no core dumps (checked in a child process)")
     func hardening() throws {
         // Hardening is irreversible, so it is checked in a forked child, which reports by exit code.

@@ -100,8 +100,8 @@ public struct AnalysisJob {
                         let signing = try keyring.material(dataset: spec.dataset, kind: .signing, version: entry.signingVersion)
                         let expected = ShardExpectation(vaultId: vaultId, dataset: spec.dataset, generation: manifest.generation,
                                                         shardCount: manifest.shardCount, entry: entry)
-                        let shard = try ShardReader.decrypt(path: path, expected: expected, key: .kek(kek), signingKey: signing,
-                                                            columns: AnalysisEngine.columns(for: spec))
+                        let shard = try ShardReader.decryptColumns(path: path, expected: expected, key: .kek(kek), signingKey: signing,
+                                                                   columns: AnalysisEngine.columns(for: spec))
                         partials.set(i, try AnalysisEngine.evaluate(spec, shard: shard))
                     case .process(let executable):
                         // The worker gets this shard's DEK only, unwrapped here from a header

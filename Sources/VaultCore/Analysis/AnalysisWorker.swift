@@ -133,8 +133,8 @@ public struct WorkerTask: Codable, Sendable {
         let expected = ShardExpectation(vaultId: vaultId, dataset: task.dataset, generation: task.generation, shardCount: task.shardCount, entry: task.entry)
         // No signing key here: the manifest, authenticated by the coordinator, fixes the
         // header and body digests this read checks, besides the DEK's commitment and every chunk.
-        let shard = try ShardReader.decrypt(path: task.path, expected: expected, key: .dek(dek), signingKey: nil,
-                                            columns: AnalysisEngine.columns(for: spec))
+        let shard = try ShardReader.decryptColumns(path: task.path, expected: expected, key: .dek(dek), signingKey: nil,
+                                                   columns: AnalysisEngine.columns(for: spec))
         var partial = try AnalysisEngine.evaluate(spec, shard: shard).encode()
         defer { secureWipe(&partial) }
         let nonce = try SystemRandom.bytes(12)

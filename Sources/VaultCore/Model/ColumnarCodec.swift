@@ -245,16 +245,22 @@ public struct DecodedShard: Sendable {
     public var counts = RecordCounts()
 
     /// Decodes and validates a `shardvault.clinical.v1` plaintext. With `columns`, only
-    /// those columns (by table, by position) are copied out; every other column is checked
-    /// all the same and left as `.skipped`.
-    public static func decode(_ bytes: UnsafeRawBufferPointer, columns: [RecordKind: Set<Int>]? = nil) throws -> DecodedShard {
+    /// those columns (by table, by position) are copied out; the others are left as
+    /// `.skipped`. Without `ensure`, skipped columns are checked all the same. With it, the
+    /// plaintext is filled on demand: `ensure(range)` is called before any byte of `range`
+    /// is read, and skipped columns are stepped over by their length, unread.
+    public static func decode(_ bytes: UnsafeRawBufferPointer, columns: [RecordKind: Set<Int>]? = nil,
+                              ensure: ((Range<Int>) throws -> Void)? = nil) throws -> DecodedShard {
         var r = LittleEndianReader(bytes)
+        func need(_ count: Int) throws { try ensure?(r.offset..<min(r.offset + count, bytes.count)) }
+        try need(12)
         guard try r.raw(8) == ColumnarCodec.magic else {
             throw VaultError(.dataError, "plaintext is not a shardvault.clinical.v1 encoding (bad magic)")
         }
         let tableCount = try r.u32()
         var out = DecodedShard()
         for _ in 0..<tableCount {
+            try need(9)
             let kindByte = try r.u8()
             guard let kind = RecordKind(rawValue: kindByte) else {
                 throw VaultError(.dataError, "plaintext has an unknown table kind \(kindByte)")
@@ -264,7 +270,26 @@ public struct DecodedShard: Sendable {
             var table: [Column] = []
             for index in 0..<columnCount {
                 let wanted = columns.map { $0[kind]?.contains(Int(index)) ?? false } ?? true
-                let column = wanted ? try r.column() : .skipped(rows: try r.skipColumn())
+                let column: Column
+                if wanted {
+                    let start = r.offset
+                    try need(9)
+                    _ = try r.u8()
+                    let length = try r.u64()
+                    guard length <= UInt64(r.remaining) else { throw VaultError(.dataError, "column length \(length) exceeds the plaintext") }
+                    r.offset = start
+                    try need(9 + Int(length))
+                    column = try r.column()
+                } else if ensure != nil {
+                    try need(9)
+                    _ = try r.u8()
+                    let length = try r.u64()
+                    guard length <= UInt64(r.remaining) else { throw VaultError(.dataError, "column length \(length) exceeds the plaintext") }
+                    r.offset += Int(length)
+                    column = .skipped(rows: rows)
+                } else {
+                    column = .skipped(rows: try r.skipColumn())
+                }
                 guard column.rowCount == rows else {
                     throw VaultError(.dataError, "table \(kind) column \(index) has \(column.rowCount) rows, expected \(rows)")
                 }

@@ -241,13 +241,87 @@ public enum ShardReader {
     }
 
     /// `decrypt` with either key (`ShardKey`).
-    /// With `columns`, only those columns are copied out (`DecodedShard.decode`).
-    public static func decrypt(path: String, expected: ShardExpectation, key: ShardKey, signingKey: SecureBytes? = nil,
-                               columns: [RecordKind: Set<Int>]? = nil) throws -> DecodedShard {
+    public static func decrypt(path: String, expected: ShardExpectation, key: ShardKey, signingKey: SecureBytes? = nil) throws -> DecodedShard {
         let (_, plaintext, length) = try read(path: path, expected: expected, signingKey: signingKey, key: key)
         guard let plaintext else { throw VaultError(.software, "no plaintext", location: path) }
         do {
-            let decoded = try plaintext.withUnsafeBytes { try DecodedShard.decode(UnsafeRawBufferPointer(rebasing: $0[0..<length]), columns: columns) }
+            let decoded = try plaintext.withUnsafeBytes { try DecodedShard.decode(UnsafeRawBufferPointer(rebasing: $0[0..<length])) }
+            guard decoded.counts == expected.entry.records else {
+                throw VaultError(.dataError, "decrypted record counts differ from the manifest", location: path)
+            }
+            return decoded
+        } catch let error as VaultError where error.location == nil {
+            throw VaultError(.dataError, error.message, location: path)
+        }
+    }
+
+    /// Opens a shard for an analysis that reads some columns only. First every check
+    /// `read` makes without a key: the header against the manifest, and the SHA-256 of the
+    /// whole body against the trailer and the manifest (and the MAC, given `signingKey`),
+    /// so a change anywhere in the file fails. Then it decrypts just the chunks that hold
+    /// the plaintext's structure and the wanted columns, each authenticated by its tag
+    /// under the shard's DEK (checked against the commitment first), and decodes those
+    /// columns. Chunks nobody reads are never decrypted, nor their memory touched.
+    public static func decryptColumns(path: String, expected: ShardExpectation, key: ShardKey, signingKey: SecureBytes?,
+                                      columns: [RecordKind: Set<Int>]) throws -> DecodedShard {
+        let (header, _, _) = try read(path: path, expected: expected, signingKey: signingKey, key: nil)
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw VaultError.system(errno == ENOENT ? .dataError : .ioError, "shard missing or unreadable", path: path, errno: errno)
+        }
+        defer { close(fd) }
+        let bodyLength = expected.entry.size - ShardHeader.blockSize - ShardHeader.trailerSize
+        let opener: ChunkedOpener
+        let layout: ChunkedEncryption.Layout
+        do {
+            let dek = switch key {
+            case .kek(let kek): try header.unwrapDEK(kek: kek)
+            case .dek(let dek): dek
+            }
+            let chunkHeader = try readExactly(fd: fd, count: ChunkedEncryption.headerLength, offset: ShardHeader.blockSize, path: path)
+            opener = try chunkHeader.withUnsafeBytes { try ChunkedOpener(key: dek, context: header.context, header: $0) }
+            layout = try ChunkedEncryption.Layout(bodyLength: bodyLength - ChunkedEncryption.headerLength)
+        } catch let error as CryptoError {
+            throw VaultError(.dataError, "decryption failed: \(error.message)", location: path)
+        } catch let error as VaultError {
+            throw VaultError(.dataError, error.message, location: path)
+        }
+        let chunkCount = Int(layout.chunkCount)
+        let plaintext = try SparsePlaintext(length: layout.plaintextLength, chunkCount: chunkCount)
+        let buffer = ReadBuffer.current(capacity: 64 * ChunkedEncryption.sealedChunkSize + ChunkedEncryption.headerLength)
+        let firstChunkOffset = ShardHeader.blockSize + ChunkedEncryption.headerLength
+        // Decrypts the chunks under `range` that are not yet open, in runs of up to 64.
+        func ensure(_ range: Range<Int>) throws {
+            guard !range.isEmpty else { return }
+            var chunk = range.lowerBound / ChunkedEncryption.chunkSize
+            let last = min((range.upperBound - 1) / ChunkedEncryption.chunkSize, chunkCount - 1)
+            while chunk <= last {
+                if plaintext.opened[chunk] { chunk += 1; continue }
+                var end = chunk
+                while end <= last && !plaintext.opened[end] && end - chunk < 64 { end += 1 }
+                let start = layout.range(ofChunk: UInt64(chunk)).lowerBound
+                let stop = layout.range(ofChunk: UInt64(end - 1)).upperBound
+                let n = try preadFully(fd: fd, into: UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[0..<stop - start]),
+                                       offset: firstChunkOffset + start, path: path)
+                guard n == stop - start else { throw VaultError(.dataError, "shard changed while being read", location: path) }
+                for index in chunk..<end {
+                    let sealed = layout.range(ofChunk: UInt64(index))
+                    do {
+                        _ = try opener.openChunk(index: UInt64(index),
+                                                 sealed: UnsafeRawBufferPointer(rebasing: buffer.bytes[(sealed.lowerBound - start)..<(sealed.upperBound - start)]),
+                                                 isFinal: index == chunkCount - 1,
+                                                 into: UnsafeMutableRawBufferPointer(rebasing: plaintext.bytes[(index * ChunkedEncryption.chunkSize)...]))
+                    } catch let error as CryptoError {
+                        throw VaultError(.dataError, "decryption failed: \(error.message)", location: path)
+                    }
+                    plaintext.opened[index] = true
+                }
+                chunk = end
+            }
+        }
+        do {
+            let decoded = try DecodedShard.decode(UnsafeRawBufferPointer(rebasing: plaintext.bytes[0..<layout.plaintextLength]),
+                                                  columns: columns, ensure: ensure)
             guard decoded.counts == expected.entry.records else {
                 throw VaultError(.dataError, "decrypted record counts differ from the manifest", location: path)
             }
@@ -310,6 +384,55 @@ final class ReadBuffer {
         Thread.current.threadDictionary[key] = buffer
         return buffer
     }
+}
+
+/// A plaintext filled chunk by chunk on demand, in this thread's `PlaintextArena`: memory
+/// is touched only where a chunk is decrypted, and those chunks are wiped when released.
+final class SparsePlaintext {
+    let bytes: UnsafeMutableRawBufferPointer
+    var opened: [Bool]
+
+    init(length: Int, chunkCount: Int) throws {
+        bytes = try PlaintextArena.current(capacity: Swift.max(length, 1))
+        opened = [Bool](repeating: false, count: chunkCount)
+    }
+
+    deinit {
+        for (index, open) in opened.enumerated() where open {
+            let start = index * ChunkedEncryption.chunkSize
+            secureZero(UnsafeMutableRawBufferPointer(rebasing: bytes[start..<Swift.min(start + ChunkedEncryption.chunkSize, bytes.count)]))
+        }
+    }
+}
+
+/// One anonymous mapping per thread for sparse plaintexts, reused from shard to shard (so a
+/// thread does not fault in fresh pages for every shard) and grown when a shard is larger.
+/// Mapped directly, not through malloc, so that it is never backed by huge pages: a sparse
+/// read touches 4 KiB pages, not 2 MiB ones.
+final class PlaintextArena {
+    private var region: UnsafeMutableRawBufferPointer?
+
+    static func current(capacity: Int) throws -> UnsafeMutableRawBufferPointer {
+        let key = "shardvault.plaintextarena"
+        let arena = Thread.current.threadDictionary[key] as? PlaintextArena ?? {
+            let made = PlaintextArena()
+            Thread.current.threadDictionary[key] = made
+            return made
+        }()
+        if let region = arena.region, region.count >= capacity { return UnsafeMutableRawBufferPointer(rebasing: region[0..<capacity]) }
+        if let region = arena.region { munmap(region.baseAddress, region.count) }
+        arena.region = nil
+        let size = (capacity + 0xFFFF) & ~0xFFFF
+        let address = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        guard let address, address != MAP_FAILED else {
+            throw VaultError.system(.software, "cannot map \(size) bytes for a plaintext", path: "memory", errno: errno)
+        }
+        madvise(address, size, MADV_NOHUGEPAGE)
+        arena.region = UnsafeMutableRawBufferPointer(start: address, count: size)
+        return UnsafeMutableRawBufferPointer(start: address, count: capacity)
+    }
+
+    deinit { if let region { munmap(region.baseAddress, region.count) } }
 }
 
 /// A per-thread secret buffer for deep verification, reused across shards so that each
