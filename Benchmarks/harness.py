@@ -6,7 +6,12 @@ reference tools first.
 
   harness.py --bin DIR --work DIR [--scales 10000,100000,1000000] [--seal-mib 1024]
              [--audit-entries 1000000] [--key-patients 100000] [--key-shards 1000]
-             [--only crypto,scales,keys,audit] [--out docs]
+             [--only crypto,scales,keys,audit] [--merge] [--out docs]
+
+A scale whose plain CSV, vault and DuckDB database would not fit on the work disk is
+generated in batches of 100,000 patients kept zstd-compressed: ingest reads them through
+named pipes and DuckDB reads the compressed files itself. The report is rewritten after
+each section, so an interrupted run keeps what it measured.
 
 Times are wall-clock seconds of whole commands (the best of the runs where there are
 several); memory is the peak resident set of the largest process of a command
@@ -26,6 +31,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SPECS = ["count-by-sex-age", "diabetes-hba1c", "metformin-obese"]
+TABLES = ["patients", "conditions", "observations", "medications", "encounters", "procedures", "immunizations"]
 CSV_BYTES_PER_PATIENT = 102_000  # generated Synthea-shaped CSV, measured at 100,000 patients
 
 
@@ -142,23 +148,56 @@ def scale(args, work, patients):
     out = {"patients": patients}
     need = patients * CSV_BYTES_PER_PATIENT * 1.6
     free = shutil.disk_usage(work).free
-    if need > free:
-        out["skipped"] = f"needs about {need / 1e9:.0f} GB of disk for the plain CSV, the vault and DuckDB's database; {free / 1e9:.0f} GB free"
+    compressed = need > free
+    if compressed and patients * CSV_BYTES_PER_PATIENT * 0.45 > free:
+        out["skipped"] = f"needs about {patients * CSV_BYTES_PER_PATIENT * 0.45 / 1e9:.0f} GB of disk even with compressed CSV; {free / 1e9:.0f} GB free"
         log(f"{patients} patients: skipped, {out['skipped']}")
         return out
     csv, vault, db = f"{work}/csv-{patients}", f"{work}/vault-{patients}", f"{work}/duck-{patients}.duckdb"
-    wall, _, _ = run([sv, "generate", "--patients", str(patients), "--seed", "7", csv], stdout=subprocess.DEVNULL)
-    out["csvBytes"] = sum(os.path.getsize(f"{csv}/{f}") for f in os.listdir(csv))
-    log(f"{patients} patients: {out['csvBytes'] / 1e9:.2f} GB of CSV generated in {wall:.1f} s")
-    run(["cat"] + [f"{csv}/{f}" for f in os.listdir(csv)], stdout=subprocess.DEVNULL)
     run([sv, "init", "--vault", vault], stdout=subprocess.DEVNULL)
-    wall, rss, text = run([sv, "ingest", "--vault", vault, "--dataset", "bench", "--format", "synthea-csv", "--json", csv])
+    if not compressed:
+        wall, _, _ = run([sv, "generate", "--patients", str(patients), "--seed", "7", csv], stdout=subprocess.DEVNULL)
+        out["csvBytes"] = sum(os.path.getsize(f"{csv}/{f}") for f in os.listdir(csv))
+        log(f"{patients} patients: {out['csvBytes'] / 1e9:.2f} GB of CSV generated in {wall:.1f} s")
+        run(["cat"] + [f"{csv}/{f}" for f in os.listdir(csv)], stdout=subprocess.DEVNULL)
+        pattern = f"{csv}/{{table}}.csv"
+        wall, rss, text = run([sv, "ingest", "--vault", vault, "--dataset", "bench", "--format", "synthea-csv", "--json", csv])
+    else:
+        # Batches of 100,000 patients, each compressed with zstd as soon as it is written;
+        # ingest reads them through named pipes fed by `zstd -d`, DuckDB reads the .csv.zst
+        # files itself. Both sides pay for decompression.
+        out["csvBytes"], out["compressedBytes"], parts = 0, 0, []
+        started = time.time()
+        for first in range(0, patients, 100_000):
+            part = f"{csv}/part-{len(parts):03d}"
+            run([sv, "generate", "--patients", str(min(100_000, patients - first)), "--seed", str(1000 + len(parts)), part], stdout=subprocess.DEVNULL)
+            out["csvBytes"] += sum(os.path.getsize(f"{part}/{f}") for f in os.listdir(part))
+            run(["zstd", "-q", "-T0", "-3", "--rm"] + [f"{part}/{f}" for f in os.listdir(part)])
+            out["compressedBytes"] += sum(os.path.getsize(f"{part}/{f}") for f in os.listdir(part))
+            parts.append(part)
+        log(f"{patients} patients: {out['csvBytes'] / 1e9:.1f} GB of CSV, {out['compressedBytes'] / 1e9:.2f} GB as zstd, in {time.time() - started:.0f} s")
+        pattern = f"{csv}/part-*/{{table}}.csv.zst"
+        folders, writers = [], []
+        for part in parts:
+            pipes = f"{work}/pipes/{os.path.basename(part)}"
+            os.makedirs(pipes)
+            for table in TABLES:
+                os.mkfifo(f"{pipes}/{table}.csv")
+                writers.append(subprocess.Popen(f"exec zstd -q -d -c {part}/{table}.csv.zst > {pipes}/{table}.csv", shell=True))
+            folders.append(pipes)
+        wall, rss, text = run([sv, "ingest", "--vault", vault, "--dataset", "bench", "--format", "synthea-csv", "--json",
+                               "--shards", str(max(1, patients // 2000))] + folders)
+        for writer in writers:
+            writer.wait()
+        shutil.rmtree(f"{work}/pipes")
+    out["input"] = "zstd-compressed CSV through named pipes" if compressed else "CSV files"
     ingest = json.loads(text)
     out["ingest"] = {"seconds": wall, "peakMiB": rss / 1024, "shards": ingest.get("shards"), "sealedBytes": ingest.get("sealedBytes"),
                      "plaintextBytes": ingest.get("plaintextBytes")}
     log(f"  ingest: {wall:.1f} s, {rss / 1024:.0f} MiB")
-    run(["cat"] + [f"{csv}/{f}" for f in os.listdir(csv)], stdout=subprocess.DEVNULL)
-    wall, rss, text = run(["python3", f"{HERE}/duckdb_specs.py", "load", f"{csv}/{{table}}.csv", db])
+    if not compressed:
+        run(["cat"] + [f"{csv}/{f}" for f in os.listdir(csv)], stdout=subprocess.DEVNULL)
+    wall, rss, text = run(["python3", f"{HERE}/duckdb_specs.py", "load", pattern, db])
     out["duckdbLoad"] = {"seconds": wall, "peakMiB": rss / 1024, "bytes": os.path.getsize(db)}
     log(f"  duckdb load: {wall:.1f} s, {rss / 1024:.0f} MiB")
     generation = [d for d in os.listdir(f"{vault}/data/bench") if d.startswith("g")][0]
@@ -181,7 +220,7 @@ def scale(args, work, patients):
             result_id = runs[-1][2]
         revealed = f"{work}/revealed-{spec}.json"
         run([sv, "results", "reveal", result_id, "--vault", vault, "--as", f"{user}-bench"], stdout=open(revealed, "w"))
-        for name, source in (("duckdbCsv", ["--csv", f"{csv}/{{table}}.csv"]), ("duckdbTable", ["--db", db])):
+        for name, source in (("duckdbCsv", ["--csv", pattern]), ("duckdbTable", ["--db", db])):
             reference = f"{work}/{name}-{spec}.json"
             _, rss, text = run(["python3", f"{HERE}/duckdb_specs.py", "query", spec_path, *source, "--runs", "2", "--result", reference])
             same = subprocess.run(["python3", f"{HERE}/same_numbers.py", revealed, reference], capture_output=True, text=True)
@@ -245,21 +284,36 @@ def main():
     parser.add_argument("--only", default="crypto,scales,keys,audit")
     parser.add_argument("--out", default="docs")
     parser.add_argument("--command", default="Benchmarks/run.sh")
+    parser.add_argument("--merge", action="store_true")
     args = parser.parse_args()
     sections = args.only.split(",")
-    report = {"machine": machine(), "command": args.command}
+    os.makedirs(args.out, exist_ok=True)
+    path = f"{args.out}/benchmarks.json"
+    # With --merge, sections and scales not run now keep their figures from the last report
+    # (each row's two sides always come from one run).
+    report = json.load(open(path)) if args.merge and os.path.exists(path) else {}
+    report["machine"], report["command"] = machine(), args.command
+
+    def save():
+        with open(path, "w") as out:
+            json.dump(report, out, indent=1, sort_keys=True)
+        subprocess.run(["python3", f"{HERE}/report.py", path, args.out], check=True, stdout=subprocess.DEVNULL)
+
     if "crypto" in sections:
         report["crypto"] = crypto(args, args.work)
+        save()
     if "scales" in sections:
-        report["scales"] = [scale(args, args.work, int(p)) for p in args.scales.split(",")]
+        for patients in (int(p) for p in args.scales.split(",")):
+            measured = scale(args, args.work, patients)
+            report["scales"] = sorted([s for s in report.get("scales", []) if s["patients"] != patients] + [measured], key=lambda s: s["patients"])
+            save()
     if "keys" in sections:
         report["keys"] = keys(args, args.work)
+        save()
     if "audit" in sections:
         report["audit"] = audit(args, args.work)
-    os.makedirs(args.out, exist_ok=True)
-    with open(f"{args.out}/benchmarks.json", "w") as out:
-        json.dump(report, out, indent=1, sort_keys=True)
-    subprocess.run(["python3", f"{HERE}/report.py", f"{args.out}/benchmarks.json", args.out], check=True)
+        save()
+    log(f"wrote {path} and {args.out}/benchmarks.md")
 
 
 if __name__ == "__main__":

@@ -1,3 +1,4 @@
+import Foundation
 import VaultCrypto
 
 /// The input formats ingest reads.
@@ -15,18 +16,49 @@ protocol RecordSource {
 }
 
 /// Receives parsed records during ingest: pseudonymises patients, routes each record to
-/// its shard's encrypted staging file, and counts.
-public final class IngestSink {
+/// its shard's encrypted staging file, and counts. Sources that read several files at once
+/// take one `Lane` per thread; the rest use the sink's own lane through `emit`.
+public final class IngestSink: @unchecked Sendable {
     struct Source {
         var path: String
         var patientField: String
     }
 
+    /// One reading thread's share: its own pseudonym cache and counts; records go to the
+    /// shared staging files, each under its own lock.
+    final class Lane: @unchecked Sendable {
+        private unowned let sink: IngestSink
+        private let pseudonymizer: Pseudonymizer
+        fileprivate(set) var counts = RecordCounts()
+
+        fileprivate init(sink: IngestSink, pseudonymizer: Pseudonymizer) {
+            self.sink = sink
+            self.pseudonymizer = pseudonymizer
+        }
+
+        func pseudonym(of patientId: String) throws -> [UInt8] {
+            try pseudonymizer.pseudonym(patientId)
+        }
+
+        func emit(_ record: ClinicalRecord, source: Int, line: Int) throws {
+            let shard = Pseudonymizer.shard(of: record.pseudonym, count: sink.shardCount)
+            try sink.spillLocks[shard].withLock { try sink.spills[shard].append(record, source: source, line: line) }
+            counts[record.kind] += 1
+        }
+    }
+
     private let pseudonymizer: Pseudonymizer
     let shardCount: Int
     private let spills: [SpillWriter]
+    private let spillLocks: [NSLock]
+    private let lock = NSLock()
+    private var lanes: [Lane] = []
+    private var ownLane: Lane!
     private(set) var sources: [Source] = []
-    public private(set) var counts = RecordCounts()
+    /// Records received, by kind, over every lane.
+    public var counts: RecordCounts {
+        lock.withLock { lanes.reduce(into: RecordCounts()) { total, lane in for kind in RecordKind.allCases { total[kind] += lane.counts[kind] } } }
+    }
     /// Input files that were read, and how many bytes.
     public private(set) var inputBytes = 0
     /// Files present in the input but not ingested (record kinds the model does not hold).
@@ -36,6 +68,15 @@ public final class IngestSink {
         self.pseudonymizer = pseudonymizer
         self.shardCount = shardCount
         self.spills = spills
+        self.spillLocks = spills.map { _ in NSLock() }
+        ownLane = lane()
+    }
+
+    /// A new lane for one reading thread.
+    func lane() -> Lane {
+        let made = Lane(sink: self, pseudonymizer: pseudonymizer.fresh())
+        lock.withLock { lanes.append(made) }
+        return made
     }
 
     private var sourceIndex: [String: Int] = [:]
@@ -44,22 +85,22 @@ public final class IngestSink {
     /// number identifies them in error locations. The same pair gives the same number.
     func registerSource(path: String, patientField: String) -> Int {
         let key = path + "\u{0}" + patientField
-        if let known = sourceIndex[key] { return known }
-        sources.append(Source(path: path, patientField: patientField))
-        sourceIndex[key] = sources.count - 1
-        return sources.count - 1
+        return lock.withLock {
+            if let known = sourceIndex[key] { return known }
+            sources.append(Source(path: path, patientField: patientField))
+            sourceIndex[key] = sources.count - 1
+            return sources.count - 1
+        }
     }
 
-    func noteInputBytes(_ n: Int) { inputBytes += n }
-    func noteSkipped(_ path: String) { skippedFiles.append(path) }
+    func noteInputBytes(_ n: Int) { lock.withLock { inputBytes += n } }
+    func noteSkipped(_ path: String) { lock.withLock { skippedFiles.append(path) } }
 
     func pseudonym(of patientId: String) throws -> [UInt8] {
-        try pseudonymizer.pseudonym(patientId)
+        try ownLane.pseudonym(of: patientId)
     }
 
     func emit(_ record: ClinicalRecord, source: Int, line: Int) throws {
-        let shard = Pseudonymizer.shard(of: record.pseudonym, count: shardCount)
-        try spills[shard].append(record, source: source, line: line)
-        counts[record.kind] += 1
+        try ownLane.emit(record, source: source, line: line)
     }
 }

@@ -112,7 +112,7 @@ public struct Ingestor {
         let source: any RecordSource
         switch format {
         case .syntheaCSV:
-            source = SyntheaCSVSource(directories: paths)
+            source = SyntheaCSVSource(directories: paths, lanes: concurrency)
         case .fhirNDJSON:
             source = FHIRNDJSONSource(paths: paths)
         case .fhirBundle:

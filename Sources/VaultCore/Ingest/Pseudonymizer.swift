@@ -12,7 +12,22 @@ final class Pseudonymizer {
         self.cacheLimit = cacheLimit
     }
 
+    /// The same key with an empty cache, for another thread.
+    func fresh() -> Pseudonymizer { Pseudonymizer(key: key, cacheLimit: cacheLimit) }
+
+    /// The last id asked for: a patient's records usually come one after another.
+    private var lastId = ""
+    private var lastPseudonym: [UInt8] = []
+
     func pseudonym(_ patientId: String) throws -> [UInt8] {
+        if !lastPseudonym.isEmpty && patientId == lastId { return lastPseudonym }
+        let out = try lookUp(patientId)
+        lastId = patientId
+        lastPseudonym = out
+        return out
+    }
+
+    private func lookUp(_ patientId: String) throws -> [UInt8] {
         if let hit = cache[patientId] { return hit }
         var w = CanonicalWriter(label: "shardvault/patient/v1")
         w.raw(Array(patientId.utf8))

@@ -1,10 +1,14 @@
+import Foundation
 /// Reads Synthea CSV export folders (patients, conditions, observations, medications,
 /// encounters, procedures, immunizations; other files are listed as not ingested). Several
 /// folders (say, the outputs of several Synthea runs) make one dataset; every folder is
 /// checked before any is read, and a patient in two folders is refused as a duplicate.
-/// Each file is read once, front to back, so a named pipe can stand in for it.
+/// Each file is read once, front to back, so a named pipe can stand in for it. Files of
+/// different kinds are read at the same time, one lane per core (`lanes`), each kind by one
+/// lane only and in the order above, so every table's rows keep the input's order.
 struct SyntheaCSVSource: RecordSource {
     let directories: [String]
+    var lanes = 1
 
     struct FileSpec {
         let kind: RecordKind
@@ -50,12 +54,47 @@ struct SyntheaCSVSource: RecordSource {
                 sink.noteSkipped(directory + "/" + name)
             }
         }
-        for directory in directories {
-            for spec in Self.specs { try read(spec, in: directory, into: sink) }
+        let plan = Self.assign(Self.specs.map { spec in directories.reduce(0) { $0 + FileIO.size($1 + "/" + spec.file) } }, lanes: lanes)
+        let failure = FirstFailure()
+        DispatchQueue.concurrentPerform(iterations: plan.count) { index in
+            let lane = sink.lane()
+            do {
+                for directory in directories {
+                    for spec in plan[index].map({ Self.specs[$0] }) where !failure.happened {
+                        try read(spec, in: directory, into: sink, lane: lane, failure: failure)
+                    }
+                }
+            } catch {
+                failure.record(error)
+            }
         }
+        if let error = failure.error { throw error }
     }
 
-    private func read(_ spec: FileSpec, in directory: String, into sink: IngestSink) throws {
+    /// Splits the kinds (by their total input bytes) over at most `lanes` lanes, largest
+    /// first onto the least loaded; each lane keeps the kinds in their usual order.
+    static func assign(_ sizes: [Int], lanes: Int) -> [[Int]] {
+        let count = max(1, min(lanes, sizes.count))
+        var plan = [[Int]](repeating: [], count: count)
+        var load = [Int](repeating: 0, count: count)
+        for kind in sizes.indices.sorted(by: { (sizes[$0], $1) > (sizes[$1], $0) }) {
+            let lane = load.indices.min { (load[$0], $0) < (load[$1], $1) }!
+            plan[lane].append(kind)
+            load[lane] += max(sizes[kind], 1)
+        }
+        return plan.filter { !$0.isEmpty }.map { $0.sorted() }
+    }
+
+    /// The first error of any lane, which stops the others.
+    final class FirstFailure: @unchecked Sendable {
+        private let lock = NSLock()
+        private var first: (any Error)?
+        var happened: Bool { lock.withLock { first != nil } }
+        var error: (any Error)? { lock.withLock { first } }
+        func record(_ error: any Error) { lock.withLock { if first == nil { first = error } } }
+    }
+
+    private func read(_ spec: FileSpec, in directory: String, into sink: IngestSink, lane: IngestSink.Lane, failure: FirstFailure) throws {
         let path = directory + "/" + spec.file
         let csv = try CSVReader(path: path)
         guard try csv.next() else { throw VaultError(.dataError, "file is empty (no header line)", location: VaultError.at(path, line: 1)) }
@@ -124,10 +163,10 @@ struct SyntheaCSVSource: RecordSource {
                 let birth = try date(c.birthdate, "BIRTHDATE", required: true)
                 let death = try date(c.deathdate, "DEATHDATE", required: false)
                 if death != Absent.date && death < birth { throw fail("death date is before birth date", "DEATHDATE") }
-                record = .patient(.init(pseudonym: try sink.pseudonym(of: id), birthDate: birth, deathDate: death, sex: sex,
+                record = .patient(.init(pseudonym: try lane.pseudonym(of: id), birthDate: birth, deathDate: death, sex: sex,
                                         race: text(c.race), ethnicity: text(c.ethnicity), state: text(c.state)))
             case .conditions:
-                record = .condition(pseudonym: try sink.pseudonym(of: try required(c.patient, "PATIENT")), start: try time(c.start, "START", required: true),
+                record = .condition(pseudonym: try lane.pseudonym(of: try required(c.patient, "PATIENT")), start: try time(c.start, "START", required: true),
                                     stop: try time(c.stop, "STOP", required: false), code: try required(c.code, "CODE"))
             case .observations:
                 let type = text(c.type)
@@ -142,22 +181,23 @@ struct SyntheaCSVSource: RecordSource {
                 } else {
                     textValue = raw
                 }
-                record = .observation(pseudonym: try sink.pseudonym(of: try required(c.patient, "PATIENT")), time: try time(c.date, "DATE", required: true),
+                record = .observation(pseudonym: try lane.pseudonym(of: try required(c.patient, "PATIENT")), time: try time(c.date, "DATE", required: true),
                                       category: text(c.category), code: try required(c.code, "CODE"), value: value, unit: text(c.units), text: textValue)
             case .medications:
-                record = .medication(pseudonym: try sink.pseudonym(of: try required(c.patient, "PATIENT")), start: try time(c.start, "START", required: true),
+                record = .medication(pseudonym: try lane.pseudonym(of: try required(c.patient, "PATIENT")), start: try time(c.start, "START", required: true),
                                      stop: try time(c.stop, "STOP", required: false), code: try required(c.code, "CODE"))
             case .encounters:
-                record = .encounter(pseudonym: try sink.pseudonym(of: try required(c.patient, "PATIENT")), start: try time(c.start, "START", required: true),
+                record = .encounter(pseudonym: try lane.pseudonym(of: try required(c.patient, "PATIENT")), start: try time(c.start, "START", required: true),
                                     stop: try time(c.stop, "STOP", required: false), encounterClass: text(c.encounterclass), code: try required(c.code, "CODE"))
             case .procedures:
                 let start = c.start != nil ? try time(c.start, "START", required: true) : try time(c.date, "DATE", required: true)
-                record = .procedure(pseudonym: try sink.pseudonym(of: try required(c.patient, "PATIENT")), start: start, code: try required(c.code, "CODE"))
+                record = .procedure(pseudonym: try lane.pseudonym(of: try required(c.patient, "PATIENT")), start: start, code: try required(c.code, "CODE"))
             case .immunizations:
-                record = .immunization(pseudonym: try sink.pseudonym(of: try required(c.patient, "PATIENT")), time: try time(c.date, "DATE", required: true),
+                record = .immunization(pseudonym: try lane.pseudonym(of: try required(c.patient, "PATIENT")), time: try time(c.date, "DATE", required: true),
                                        code: try required(c.code, "CODE"))
             }
-            try sink.emit(record, source: source, line: csv.line)
+            try lane.emit(record, source: source, line: csv.line)
+            if csv.line & 0xFFF == 0 && failure.happened { return }
         }
         sink.noteInputBytes(FileIO.size(path))
     }

@@ -13,7 +13,9 @@ public enum FuzzTargets {
 
     /// State reused across runs of one process (a fuzzer calls `run` millions of times).
     final class Scratch: @unchecked Sendable {
-        // Used by one fuzzing thread only.
+        // Used under `lock` only: the tape and the scratch files are shared, and the tests
+        // run several targets at once (libFuzzer runs one thread).
+        let lock = NSLock()
         let tape = JSONTape(capacity: 1 << 16)
         let folder: String = {
             try? FileManager.default.createDirectory(atPath: fuzzScratchFolder, withIntermediateDirectories: true)
@@ -24,6 +26,8 @@ public enum FuzzTargets {
     static let scratch = Scratch()
 
     public static func run(_ name: String, _ data: UnsafeRawBufferPointer) {
+        scratch.lock.lock()
+        defer { scratch.lock.unlock() }
         let bytes = [UInt8](data)
         let text = String(decoding: bytes, as: UTF8.self)
         switch name {
