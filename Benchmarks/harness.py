@@ -143,7 +143,8 @@ roles:
 """
 
 
-def scale(args, work, patients):
+def scale(args, work, patients, progress=lambda out: None):
+    """One dataset size; `progress(out)` is called with the figures so far after each step."""
     sv = f"{args.bin}/shardvault"
     out = {"patients": patients}
     need = patients * CSV_BYTES_PER_PATIENT * 1.6
@@ -200,6 +201,7 @@ def scale(args, work, patients):
     wall, rss, text = run(["python3", f"{HERE}/duckdb_specs.py", "load", pattern, db])
     out["duckdbLoad"] = {"seconds": wall, "peakMiB": rss / 1024, "bytes": os.path.getsize(db)}
     log(f"  duckdb load: {wall:.1f} s, {rss / 1024:.0f} MiB")
+    progress(out)
     generation = [d for d in os.listdir(f"{vault}/data/bench") if d.startswith("g")][0]
     shard_files = [f"{vault}/data/bench/{generation}/{f}" for f in os.listdir(f"{vault}/data/bench/{generation}") if f.endswith(".svs")]
     out["largestShardBytes"] = max(os.path.getsize(f) for f in shard_files)
@@ -227,6 +229,7 @@ def scale(args, work, patients):
             row[name] = {"seconds": min(json.loads(text)["seconds"]), "peakMiB": rss / 1024,
                          "sameNumbers": same.returncode == 0, "comparison": same.stdout.strip()}
         out["analyses"][spec] = row
+        progress(out)
         log(f"  {spec}: " + ", ".join(f"{k} {v['seconds']:.2f} s" for k, v in row.items()))
     shutil.rmtree(csv)
     shutil.rmtree(vault)
@@ -304,9 +307,11 @@ def main():
         save()
     if "scales" in sections:
         for patients in (int(p) for p in args.scales.split(",")):
-            measured = scale(args, args.work, patients)
-            report["scales"] = sorted([s for s in report.get("scales", []) if s["patients"] != patients] + [measured], key=lambda s: s["patients"])
-            save()
+            def progress(measured, patients=patients):
+                report["scales"] = sorted([s for s in report.get("scales", []) if s["patients"] != patients] + [measured],
+                                          key=lambda s: s["patients"])
+                save()
+            progress(scale(args, args.work, patients, progress))
     if "keys" in sections:
         report["keys"] = keys(args, args.work)
         save()
