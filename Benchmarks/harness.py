@@ -14,8 +14,8 @@ named pipes and DuckDB reads the compressed files itself. The report is rewritte
 each section, so an interrupted run keeps what it measured.
 
 Times are wall-clock seconds of whole commands (the best of the runs where there are
-several); memory is the peak resident set of the largest process of a command
-(wait4's ru_maxrss). Ratios put ShardVault over its reference so that above 1 means
+several); memory is the peak resident set of the largest process of a command (GNU
+time's %M). Ratios put ShardVault over its reference so that above 1 means
 ShardVault is faster, except where the row says otherwise.
 """
 import argparse
@@ -27,6 +27,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -40,16 +41,22 @@ def log(*parts):
 
 
 def run(command, stdout=None, env=None, check=True):
-    """Runs a command; returns (wall seconds, peak RSS in KiB, stdout text)."""
-    started = time.time()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE if stdout is None else stdout, env=env, text=True)
-    output = process.stdout.read() if stdout is None else ""
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.time() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if check and process.returncode != 0:
-        raise SystemExit(f"failed ({process.returncode}): {' '.join(command)}")
-    return wall, usage.ru_maxrss, output
+    """Runs a command; returns (wall seconds, peak RSS in KiB, stdout text).
+
+    The peak comes from GNU time around the command: a child forked from this Python
+    process would report at least this process's own resident size (the high-water mark
+    survives exec), which would hide anything smaller."""
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss_file:
+        started = time.time()
+        process = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", rss_file.name] + command,
+                                   stdout=subprocess.PIPE if stdout is None else stdout, env=env, text=True)
+        output = process.stdout.read() if stdout is None else ""
+        process.wait()
+        wall = time.time() - started
+        if check and process.returncode != 0:
+            raise SystemExit(f"failed ({process.returncode}): {' '.join(command)}")
+        lines = [line for line in rss_file.read().splitlines() if line.strip().isdigit()]
+        return wall, int(lines[-1]) if lines else 0, output
 
 
 def version(command):
@@ -296,6 +303,8 @@ def main():
     # (each row's two sides always come from one run).
     report = json.load(open(path)) if args.merge and os.path.exists(path) else {}
     report["machine"], report["command"] = machine(), args.command
+    report["runs"] = (report.get("runs", []) if args.merge else []) + [{"date": report["machine"]["date"], "command": args.command,
+                                                                         "sections": args.only, "scales": args.scales}]
 
     def save():
         with open(path, "w") as out:

@@ -87,18 +87,25 @@ machine = report["machine"]
 lines = [
     "# Benchmarks",
     "",
-    f"Measured on {machine['date']}: {machine['cpu']}, {machine['cores']} cores, {machine['memoryGiB']} GiB, Linux {machine['kernel']};",
+    f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memoryGiB']} GiB, Linux {machine['kernel']};",
     f"{machine['openssl']}; {machine['swift']}; DuckDB {machine['duckdb']}, Python cryptography {machine['pythonCryptography']},",
     f"age {machine['age']}, {machine['gpg']}.",
     "",
-    f"Reproduce with `{report['command']}` (see `Benchmarks/run.sh` for its arguments). Every figure",
-    "is measured in the same run as its reference, because the machine is shared and",
-    "absolute times alone mean little. The whole report is `docs/benchmarks.json`.",
+    "Reproduce every figure with `Benchmarks/run.sh` (about 90 minutes on 2 cores; see the",
+    "script for its arguments). This page comes from: "
+    + "; ".join(f"`{run['command']}` on {run['date']}" for run in report.get("runs", [{"command": report["command"], "date": machine["date"]}]))
+    + ". Every figure is measured in the same run as its reference, because the machine is shared and",
+    "absolute times alone mean little. The whole report is `docs/benchmarks.json`; what each",
+    "operation must do at the least, the profiles, and why some targets are missed are in",
+    "`docs/performance.md`.",
     "",
     "| group | measure | ShardVault | reference | ratio | target | met |",
     "|---|---|---|---|---|---|---|",
 ]
 lines += [f"| {' | '.join(row)} |" for row in rows]
+
+if report.get("notes"):
+    lines += [""] + [f"Note: {note}" for note in report["notes"]]
 
 scales = [s for s in report.get("scales", []) if "skipped" not in s and len(s.get("analyses", {})) == 3]
 if scales:

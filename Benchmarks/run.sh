@@ -20,6 +20,8 @@ scripts/setup.sh
 missing=()
 command -v age >/dev/null || missing+=(age)
 command -v gpg >/dev/null || missing+=(gnupg)
+[ -x /usr/bin/time ] || missing+=(time)
+command -v zstd >/dev/null || missing+=(zstd)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
   $sudo_cmd apt-get install -y "${missing[@]}" >&2 || { $sudo_cmd apt-get update >&2 && $sudo_cmd apt-get install -y "${missing[@]}" >&2; }

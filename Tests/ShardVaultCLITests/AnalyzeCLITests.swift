@@ -258,6 +258,9 @@ struct AnalyzeCLITests {
             let done = try read(5)
             #expect(done.first == UInt8(ascii: "D") && done.count == 5 && done[2] == 64, "the child's wait status: \(done)")
         }
+        // One thread only, so that fork() leaves no lock held in a child.
+        let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(process.processIdentifier)/task")
+        #expect(tasks.count == 1, "threads: \(tasks)")
         // The server's own memory (readable to root through /proc despite not being
         // dumpable) holds no copy of the keys: only its children read frames.
         if let maps = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/maps", encoding: .utf8),

@@ -185,6 +185,9 @@ public enum WorkerServer {
             case task: break
             default: throw VaultError(.usage, "the worker expects task frames on standard input (unknown command \(command))")
             }
+            // fork() copies only the calling thread: with any other thread alive, a lock it
+            // held would stay held in the child. Refuse rather than risk it.
+            guard threadCount() == 1 else { throw VaultError(.software, "the worker has more than one thread; it cannot fork safely") }
             let pid = shardvault_fork()
             guard pid >= 0 else { throw VaultError.system(.software, "cannot fork a task process", path: "worker", errno: errno) }
             if pid == 0 { _exit(runChild(input: input, output: output)) }
@@ -218,6 +221,11 @@ public enum WorkerServer {
             record = [failure, UInt8(truncatingIfNeeded: status)] + lengthPrefix(message.count) + message
         }
         return writeFully(output, record) ? status : 74
+    }
+
+    /// Threads of this process, from /proc/self/task (0 when it cannot be read).
+    static func threadCount() -> Int {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").count) ?? 0
     }
 
     static func lengthPrefix(_ count: Int) -> [UInt8] {
