@@ -27,7 +27,27 @@ final class CSVReader {
         buffer = [UInt8](repeating: 0, count: blockSize)
     }
 
-    deinit { close(fd) }
+    /// A reader of records already in memory (a block from `CSVBlockReader`), whose first
+    /// record starts on line `firstLine`.
+    init(bytes: [UInt8], path: String, firstLine: Int) {
+        self.path = path
+        fd = -1
+        buffer = bytes
+        end = bytes.count
+        eof = true
+        nextLine = firstLine
+    }
+
+    deinit { if fd >= 0 { close(fd) } }
+
+    /// The reader's buffer, for reuse once it is done.
+    func takeBuffer() -> [UInt8] {
+        var taken: [UInt8] = []
+        swap(&taken, &buffer)
+        start = 0
+        end = 0
+        return taken
+    }
 
     private func fill() throws -> Bool {
         if eof { return false }
@@ -158,6 +178,27 @@ final class CSVReader {
 
     func bytes(_ index: Int) -> ArraySlice<UInt8> { fieldBytes[fields[index]] }
 
+    /// Calls `body` with the bytes of field `index`, in place.
+    func withField<R>(_ index: Int, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        let range = fields[index]
+        return try fieldBytes.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[range])) }
+    }
+
+    /// Appends field `index` as a u32 length and its UTF-8 bytes, as `SpillCodec.string`
+    /// writes a `String`: bytes that are not UTF-8 are replaced as `string(_:)` replaces them.
+    func appendField(_ index: Int, to w: inout LittleEndianWriter) {
+        withField(index) { field in
+            var high: UInt8 = 0
+            for b in field { high |= b }
+            if high < 0x80 {
+                w.u32(UInt32(field.count))
+                w.bytes.append(contentsOf: field)
+            } else {
+                SpillCodec.string(String(decoding: field, as: UTF8.self), &w)
+            }
+        }
+    }
+
     func isEmpty(_ index: Int) -> Bool { fields[index].isEmpty }
 }
 
@@ -198,7 +239,11 @@ enum ClinicalTime {
     /// Parses `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM[:SS[.fff]](Z|±HH:MM)`, or a FHIR partial
     /// date (`YYYY`, `YYYY-MM`). Returns seconds since the epoch (UTC), or nil.
     static func seconds<C: Collection>(_ text: C) -> Int64? where C.Element == UInt8 {
-        let b = Array(text)
+        if let parsed = text.withContiguousStorageIfAvailable({ seconds(bytes: UnsafeRawBufferPointer($0)) }) { return parsed }
+        return Array(text).withUnsafeBytes { seconds(bytes: $0) }
+    }
+
+    private static func seconds(bytes b: UnsafeRawBufferPointer) -> Int64? {
         func num(_ from: Int, _ count: Int) -> Int? {
             guard from + count <= b.count else { return nil }
             var v = 0

@@ -40,10 +40,53 @@ public final class IngestSink: @unchecked Sendable {
             try pseudonymizer.pseudonym(patientId)
         }
 
+        func pseudonym(bytes: UnsafeRawBufferPointer) throws -> [UInt8] {
+            try pseudonymizer.pseudonym(bytes: bytes)
+        }
+
         func emit(_ record: ClinicalRecord, source: Int, line: Int) throws {
             let shard = Pseudonymizer.shard(of: record.pseudonym, count: sink.shardCount)
             try sink.spillLocks[shard].withLock { try sink.spills[shard].append(record, source: source, line: line) }
             counts[record.kind] += 1
+        }
+
+        /// Adds the counts of a block's records.
+        func add(_ more: RecordCounts) {
+            for kind in RecordKind.allCases { counts[kind] += more[kind] }
+        }
+    }
+
+    /// Records encoded in `SpillCodec.encode`'s layout, in input order, each with its shard.
+    struct EncodedRecords {
+        var bytes = LittleEndianWriter()
+        var ends: [Int] = []
+        var shards: [Int32] = []
+        var counts = RecordCounts()
+    }
+
+    /// The records parsed from one block of input, waiting to be committed to the staging
+    /// files. Holds plaintext: `reset()` wipes it.
+    final class RecordBatch: @unchecked Sendable {
+        var contents = EncodedRecords()
+
+        func reset() {
+            secureWipe(&contents.bytes.bytes)
+            contents.bytes.bytes.removeAll(keepingCapacity: true)
+            contents.ends.removeAll(keepingCapacity: true)
+            contents.shards.removeAll(keepingCapacity: true)
+            contents.counts = RecordCounts()
+        }
+    }
+
+    /// Appends a batch's records to their shards' staging files, in order.
+    func commit(_ batch: RecordBatch) throws {
+        try batch.contents.bytes.bytes.withUnsafeBytes { all in
+            var start = 0
+            for (end, shard) in zip(batch.contents.ends, batch.contents.shards) {
+                let record = UnsafeRawBufferPointer(rebasing: all[start..<end])
+                try spillLocks[Int(shard)].withLock { try spills[Int(shard)].append(encoded: record) }
+                start = end
+            }
         }
     }
 

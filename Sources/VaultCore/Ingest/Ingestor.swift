@@ -26,6 +26,8 @@ public struct IngestReport: Codable, Sendable {
 public struct Ingestor {
     public let vault: Vault
     public var concurrency: Int = ProcessInfo.processInfo.activeProcessorCount
+    /// Bytes of a CSV file parsed by one lane at a time.
+    var csvBlockSize = 4 << 20
 
     public init(vault: Vault) { self.vault = vault }
 
@@ -112,7 +114,7 @@ public struct Ingestor {
         let source: any RecordSource
         switch format {
         case .syntheaCSV:
-            source = SyntheaCSVSource(directories: paths, lanes: concurrency)
+            source = SyntheaCSVSource(directories: paths, lanes: concurrency, blockSize: csvBlockSize)
         case .fhirNDJSON:
             source = FHIRNDJSONSource(paths: paths)
         case .fhirBundle:
@@ -143,20 +145,26 @@ public struct Ingestor {
                     func location(_ source: Int, _ line: Int) -> String {
                         VaultError.at(sources[source].path, line: line, field: sources[source].patientField)
                     }
-                    try SpillReader.forEach(path: spillPath, key: spillKey, shard: index) { record, source, line in
-                        if case .patient(let p) = record, !tables.addPatient(p) {
-                            throw VaultError(.dataError, "duplicate patient id", location: location(source, line))
+                    // Patients first (a record may come before its patient's row in the
+                    // staging file), then every other record, read in place from each block.
+                    try SpillReader.forEachRecord(path: spillPath, key: spillKey, shard: index) { header, body in
+                        guard header.kind == .patients else { return try SpillCodec.skipBody(header.kind, &body) }
+                        guard try tables.addSpilledPatient(pseudonym: header.pseudonym, &body) else {
+                            throw VaultError(.dataError, "duplicate patient id", location: location(header.source, header.line))
                         }
                     }
-                    try SpillReader.forEach(path: spillPath, key: spillKey, shard: index) { record, source, line in
-                        if case .patient = record { return }
-                        if !tables.add(record) {
-                            throw VaultError(.dataError, "record refers to a patient that does not exist in the input", location: location(source, line))
+                    try SpillReader.forEachRecord(path: spillPath, key: spillKey, shard: index) { header, body in
+                        guard header.kind != .patients else { return try SpillCodec.skipBody(header.kind, &body) }
+                        guard let row = tables.row(of: header.pseudonym) else {
+                            throw VaultError(.dataError, "record refers to a patient that does not exist in the input",
+                                             location: location(header.source, header.line))
                         }
+                        try tables.addSpilled(header.kind, row: row, &body)
                     }
                     unlink(spillPath)
                     var plaintext = tables.encode()
                     let counts = tables.counts
+                    tables.wipe()
                     tables = ShardTables()
                     defer { secureWipe(&plaintext) }
                     let file = Manifest.shardFile(index)

@@ -1,4 +1,7 @@
 import VaultCrypto
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Keyed pseudonyms of source patient ids: HMAC-SHA256 under the dataset's partition key,
 /// truncated to 16 bytes. The pseudonym also chooses the patient's shard.
@@ -24,6 +27,26 @@ final class Pseudonymizer {
         let out = try lookUp(patientId)
         lastId = patientId
         lastPseudonym = out
+        lastIdBytes = Array(patientId.utf8)
+        return out
+    }
+
+    /// The pseudonym of an id given as the raw bytes of an input field (read as UTF-8, with
+    /// invalid bytes replaced, as a `String` of them would be). The same bytes as the last
+    /// call's return the last pseudonym without making a `String`.
+    private var lastIdBytes: [UInt8] = []
+
+    func pseudonym(bytes: UnsafeRawBufferPointer) throws -> [UInt8] {
+        if !lastPseudonym.isEmpty && lastIdBytes.count == bytes.count
+            && (bytes.isEmpty || lastIdBytes.withUnsafeBytes { memcmp($0.baseAddress!, bytes.baseAddress!, bytes.count) } == 0) {
+            return lastPseudonym
+        }
+        let id = String(decoding: bytes, as: UTF8.self)
+        let out = try lookUp(id)
+        lastId = id
+        lastPseudonym = out
+        lastIdBytes.removeAll(keepingCapacity: true)
+        lastIdBytes.append(contentsOf: bytes)
         return out
     }
 

@@ -37,6 +37,12 @@ final class SpillWriter {
         if pending.bytes.count >= blockLimit { try seal() }
     }
 
+    /// Appends a record already encoded by `SpillCodec`'s layout.
+    func append(encoded: UnsafeRawBufferPointer) throws {
+        pending.bytes.append(contentsOf: encoded)
+        if pending.bytes.count >= blockLimit { try seal() }
+    }
+
     private func seal() throws {
         guard !pending.bytes.isEmpty else { return }
         let sealed = try gcm.seal(nonce: Self.nonce(shard: shard, counter: counter), plaintext: pending.bytes)
@@ -55,9 +61,22 @@ final class SpillWriter {
     }
 }
 
+/// The fixed part of a spilled record; `pseudonym` points into the decrypted block and is
+/// valid only during the call that receives it.
+struct SpilledHeader {
+    let kind: RecordKind
+    let source: Int
+    let line: Int
+    let pseudonym: UnsafeRawBufferPointer
+}
+
 /// Reads a spill file back, block by block.
 enum SpillReader {
-    static func forEach(path: String, key: SecureBytes, shard: Int, _ body: (ClinicalRecord, Int, Int) throws -> Void) throws {
+    /// Calls `body` with each record's header and a reader at the start of its body, which
+    /// `body` must read through (`ShardTables.addSpilled`) or skip (`SpillCodec.skipBody`).
+    /// Each block is decrypted once and wiped after use; no `ClinicalRecord` is made.
+    static func forEachRecord(path: String, key: SecureBytes, shard: Int,
+                              _ body: (SpilledHeader, inout LittleEndianReader) throws -> Void) throws {
         let bytes = try FileIO.readAll(path, missing: .ioError)
         let gcm = try AESGCM(key: key)
         var offset = 0
@@ -78,31 +97,101 @@ enum SpillReader {
             try block.withUnsafeBytes { raw in
                 var reader = LittleEndianReader(raw)
                 while reader.remaining > 0 {
-                    let (record, source, line) = try SpillCodec.decode(&reader)
-                    try body(record, source, line)
+                    let kindByte = try reader.u8()
+                    guard let kind = RecordKind(rawValue: kindByte) else { throw VaultError(.ioError, "staging file is corrupt", location: path) }
+                    let source = Int(try reader.u32())
+                    let line = Int(try reader.u64())
+                    let pseudonym = try reader.slice(16)
+                    try body(SpilledHeader(kind: kind, source: source, line: line, pseudonym: pseudonym), &reader)
                 }
             }
         }
     }
 }
 
-enum SpillCodec {
-    static func string(_ s: String, _ w: inout LittleEndianWriter) {
-        let utf8 = Array(s.utf8)
-        w.u32(UInt32(utf8.count))
-        w.raw(utf8)
+extension LittleEndianReader {
+    /// The next `n` bytes, in place.
+    mutating func slice(_ n: Int) throws -> UnsafeRawBufferPointer {
+        try need(n)
+        defer { offset += n }
+        return UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + n])
     }
 
-    static func readString(_ r: inout LittleEndianReader) throws -> String {
-        let n = Int(try r.u32())
-        return String(decoding: try r.raw(n), as: UTF8.self)
+    /// A u32 length, then that many bytes, in place.
+    mutating func lengthPrefixed() throws -> UnsafeRawBufferPointer { try slice(Int(try u32())) }
+}
+
+extension ShardTables {
+    /// Adds a spilled patient from its body. Returns false if the patient is already present.
+    mutating func addSpilledPatient(pseudonym: UnsafeRawBufferPointer, _ r: inout LittleEndianReader) throws -> Bool {
+        guard let key = PseudonymKey(pseudonym) else { throw VaultError(.ioError, "staging file is corrupt") }
+        let birth = Int32(bitPattern: try r.u32()), death = Int32(bitPattern: try r.u32())
+        guard patientRow[key] == nil else {
+            for _ in 0..<4 { _ = try r.lengthPrefixed() }
+            return false
+        }
+        patientRow[key] = Int32(self.birth.count)
+        pseudonyms.append(contentsOf: pseudonym)
+        self.birth.append(birth)
+        self.death.append(death)
+        sex.append(try r.lengthPrefixed())
+        race.append(try r.lengthPrefixed())
+        ethnicity.append(try r.lengthPrefixed())
+        state.append(try r.lengthPrefixed())
+        return true
+    }
+
+    /// The row of a patient added before, if any.
+    func row(of pseudonym: UnsafeRawBufferPointer) -> Int32? { PseudonymKey(pseudonym).flatMap { patientRow[$0] } }
+
+    /// Adds a spilled non-patient record of patient `row` from its body, in the order
+    /// `SpillCodec.encode` wrote it.
+    mutating func addSpilled(_ kind: RecordKind, row: Int32, _ r: inout LittleEndianReader) throws {
+        func time() throws -> Int64 { Int64(bitPattern: try r.u64()) }
+        switch kind {
+        case .patients:
+            throw VaultError(.software, "a patient record is not added by row")
+        case .conditions:
+            conditionPatient.append(row); conditionStart.append(try time()); conditionStop.append(try time())
+            conditionCode.append(try r.lengthPrefixed())
+        case .medications:
+            medicationPatient.append(row); medicationStart.append(try time()); medicationStop.append(try time())
+            medicationCode.append(try r.lengthPrefixed())
+        case .observations:
+            observationPatient.append(row); observationTime.append(try time())
+            observationCategory.append(try r.lengthPrefixed()); observationCode.append(try r.lengthPrefixed())
+            observationValue.append(Double(bitPattern: try r.u64()))
+            observationUnit.append(try r.lengthPrefixed()); observationText.append(try r.lengthPrefixed())
+        case .encounters:
+            encounterPatient.append(row); encounterStart.append(try time()); encounterStop.append(try time())
+            encounterClass.append(try r.lengthPrefixed()); encounterCode.append(try r.lengthPrefixed())
+        case .procedures:
+            procedurePatient.append(row); procedureStart.append(try time()); procedureCode.append(try r.lengthPrefixed())
+        case .immunizations:
+            immunizationPatient.append(row); immunizationTime.append(try time()); immunizationCode.append(try r.lengthPrefixed())
+        }
+    }
+}
+
+enum SpillCodec {
+    static func string(_ s: String, _ w: inout LittleEndianWriter) {
+        var s = s
+        s.withUTF8 { utf8 in
+            w.u32(UInt32(utf8.count))
+            w.bytes.append(contentsOf: utf8)
+        }
+    }
+
+    /// A record's fixed part: kind, source file, line, pseudonym.
+    static func header(_ kind: RecordKind, source: Int, line: Int, pseudonym: [UInt8], into w: inout LittleEndianWriter) {
+        w.u8(kind.rawValue)
+        w.u32(UInt32(source))
+        w.u64(UInt64(line))
+        w.raw(pseudonym)
     }
 
     static func encode(_ record: ClinicalRecord, source: Int, line: Int, into w: inout LittleEndianWriter) {
-        w.u8(record.kind.rawValue)
-        w.u32(UInt32(source))
-        w.u64(UInt64(line))
-        w.raw(record.pseudonym)
+        header(record.kind, source: source, line: line, pseudonym: record.pseudonym, into: &w)
         switch record {
         case .patient(let p):
             w.u32(UInt32(bitPattern: p.birthDate)); w.u32(UInt32(bitPattern: p.deathDate))
@@ -119,36 +208,16 @@ enum SpillCodec {
         }
     }
 
-    static func decode(_ r: inout LittleEndianReader) throws -> (ClinicalRecord, Int, Int) {
-        let kindByte = try r.u8()
-        guard let kind = RecordKind(rawValue: kindByte) else { throw VaultError(.ioError, "staging file is corrupt") }
-        let source = Int(try r.u32())
-        let line = Int(try r.u64())
-        let p = try r.raw(16)
-        let record: ClinicalRecord
+    /// Skips a record's body, as `ShardTables.addSpilled` would read it.
+    static func skipBody(_ kind: RecordKind, _ r: inout LittleEndianReader) throws {
         switch kind {
-        case .patients:
-            let birth = Int32(bitPattern: try r.u32()), death = Int32(bitPattern: try r.u32())
-            record = .patient(.init(pseudonym: p, birthDate: birth, deathDate: death, sex: try readString(&r), race: try readString(&r),
-                                    ethnicity: try readString(&r), state: try readString(&r)))
-        case .conditions, .medications:
-            let start = Int64(bitPattern: try r.u64()), stop = Int64(bitPattern: try r.u64())
-            let code = try readString(&r)
-            record = kind == .conditions ? .condition(pseudonym: p, start: start, stop: stop, code: code)
-                : .medication(pseudonym: p, start: start, stop: stop, code: code)
+        case .patients: _ = try r.slice(8); for _ in 0..<4 { _ = try r.lengthPrefixed() }
+        case .conditions, .medications: _ = try r.slice(16); _ = try r.lengthPrefixed()
         case .observations:
-            let time = Int64(bitPattern: try r.u64())
-            let category = try readString(&r), code = try readString(&r)
-            let value = Double(bitPattern: try r.u64())
-            record = .observation(pseudonym: p, time: time, category: category, code: code, value: value, unit: try readString(&r), text: try readString(&r))
-        case .encounters:
-            let start = Int64(bitPattern: try r.u64()), stop = Int64(bitPattern: try r.u64())
-            record = .encounter(pseudonym: p, start: start, stop: stop, encounterClass: try readString(&r), code: try readString(&r))
-        case .procedures, .immunizations:
-            let time = Int64(bitPattern: try r.u64())
-            let code = try readString(&r)
-            record = kind == .procedures ? .procedure(pseudonym: p, start: time, code: code) : .immunization(pseudonym: p, time: time, code: code)
+            _ = try r.slice(8); _ = try r.lengthPrefixed(); _ = try r.lengthPrefixed()
+            _ = try r.slice(8); _ = try r.lengthPrefixed(); _ = try r.lengthPrefixed()
+        case .encounters: _ = try r.slice(16); _ = try r.lengthPrefixed(); _ = try r.lengthPrefixed()
+        case .procedures, .immunizations: _ = try r.slice(8); _ = try r.lengthPrefixed()
         }
-        return (record, source, line)
     }
 }

@@ -3,12 +3,16 @@ import Foundation
 /// encounters, procedures, immunizations; other files are listed as not ingested). Several
 /// folders (say, the outputs of several Synthea runs) make one dataset; every folder is
 /// checked before any is read, and a patient in two folders is refused as a duplicate.
-/// Each file is read once, front to back, so a named pipe can stand in for it. Files of
-/// different kinds are read at the same time, one lane per core (`lanes`), each kind by one
-/// lane only and in the order above, so every table's rows keep the input's order.
+/// Each file is read once, front to back, so a named pipe can stand in for it; files are
+/// read one after another in the order above. Each file is cut into blocks of whole
+/// records that every lane (one per core, `lanes`) parses at once; the blocks' records
+/// reach the staging files in the file's order, so every table keeps the input's order
+/// and the first bad row reported is the first in the file.
 struct SyntheaCSVSource: RecordSource {
     let directories: [String]
     var lanes = 1
+    /// Bytes per block of a file handed to one lane.
+    var blockSize = 4 << 20
 
     struct FileSpec {
         let kind: RecordKind
@@ -54,50 +58,22 @@ struct SyntheaCSVSource: RecordSource {
                 sink.noteSkipped(directory + "/" + name)
             }
         }
-        let plan = Self.assign(Self.specs.map { spec in directories.reduce(0) { $0 + FileIO.size($1 + "/" + spec.file) } }, lanes: lanes)
-        let failure = FirstFailure()
-        DispatchQueue.concurrentPerform(iterations: plan.count) { index in
-            let lane = sink.lane()
-            do {
-                for directory in directories {
-                    for spec in plan[index].map({ Self.specs[$0] }) where !failure.happened {
-                        try read(spec, in: directory, into: sink, lane: lane, failure: failure)
-                    }
-                }
-            } catch {
-                failure.record(error)
+        let lanes = (0..<max(1, lanes)).map { _ in sink.lane() }
+        for directory in directories {
+            for spec in Self.specs {
+                try read(spec, in: directory, into: sink, lanes: lanes)
             }
         }
-        if let error = failure.error { throw error }
     }
 
-    /// Splits the kinds (by their total input bytes) over at most `lanes` lanes, largest
-    /// first onto the least loaded; each lane keeps the kinds in their usual order.
-    static func assign(_ sizes: [Int], lanes: Int) -> [[Int]] {
-        let count = max(1, min(lanes, sizes.count))
-        var plan = [[Int]](repeating: [], count: count)
-        var load = [Int](repeating: 0, count: count)
-        for kind in sizes.indices.sorted(by: { (sizes[$0], $1) > (sizes[$1], $0) }) {
-            let lane = load.indices.min { (load[$0], $0) < (load[$1], $1) }!
-            plan[lane].append(kind)
-            load[lane] += max(sizes[kind], 1)
-        }
-        return plan.filter { !$0.isEmpty }.map { $0.sorted() }
-    }
-
-    /// The first error of any lane, which stops the others.
-    final class FirstFailure: @unchecked Sendable {
-        private let lock = NSLock()
-        private var first: (any Error)?
-        var happened: Bool { lock.withLock { first != nil } }
-        var error: (any Error)? { lock.withLock { first } }
-        func record(_ error: any Error) { lock.withLock { if first == nil { first = error } } }
-    }
-
-    private func read(_ spec: FileSpec, in directory: String, into sink: IngestSink, lane: IngestSink.Lane, failure: FirstFailure) throws {
+    /// Reads one file: the header here, then its blocks on every lane at once.
+    private func read(_ spec: FileSpec, in directory: String, into sink: IngestSink, lanes: [IngestSink.Lane]) throws {
         let path = directory + "/" + spec.file
-        let csv = try CSVReader(path: path)
-        guard try csv.next() else { throw VaultError(.dataError, "file is empty (no header line)", location: VaultError.at(path, line: 1)) }
+        let reader = try CSVBlockReader(path: path, blockSize: blockSize)
+        let empty = VaultError(.dataError, "file is empty (no header line)", location: VaultError.at(path, line: 1))
+        guard let first = try reader.next() else { throw empty }
+        let csv = CSVReader(bytes: first.bytes, path: path, firstLine: first.firstLine)
+        guard try csv.next() else { throw empty }
         var column: [String: Int] = [:]
         for i in 0..<csv.fields.count {
             var name = csv.string(i)
@@ -119,86 +95,155 @@ struct SyntheaCSVSource: RecordSource {
         // Column positions, looked up once rather than per row.
         struct Columns { var id: Int?, birthdate: Int?, deathdate: Int?, race: Int?, ethnicity: Int?, gender: Int?, state: Int?, start: Int?, stop: Int?, date: Int?, patient: Int?, code: Int?, category: Int?, value: Int?, units: Int?, type: Int?, encounterclass: Int? }
         let c = Columns(id: column["Id"], birthdate: column["BIRTHDATE"], deathdate: column["DEATHDATE"], race: column["RACE"], ethnicity: column["ETHNICITY"], gender: column["GENDER"], state: column["STATE"], start: column["START"], stop: column["STOP"], date: column["DATE"], patient: column["PATIENT"], code: column["CODE"], category: column["CATEGORY"], value: column["VALUE"], units: column["UNITS"], type: column["TYPE"], encounterclass: column["ENCOUNTERCLASS"])
-        func text(_ i: Int?) -> String { i.map { csv.string($0) } ?? "" }
-        func fail(_ message: String, _ name: String) -> VaultError {
-            VaultError(.dataError, message, location: VaultError.at(path, line: csv.line, field: name))
-        }
-        func time(_ index: Int?, _ name: String, required: Bool) throws -> Int64 {
-            guard let i = index, !csv.isEmpty(i) else {
-                if required { throw fail("missing value", name) }
-                return Absent.time
+        let shardCount = sink.shardCount
+        let blocks = OrderedBlocks(head: csv, reader: reader, window: 2 * lanes.count)
+        DispatchQueue.concurrentPerform(iterations: lanes.count) { index in
+            let lane = lanes[index]
+            while let (number, block) = blocks.take() {
+                let batch = blocks.batch()
+                do {
+                    try parse(block, on: lane, into: batch)
+                    lane.add(batch.contents.counts)
+                    blocks.finish(number, batch) { try sink.commit($0) }
+                } catch {
+                    batch.reset()
+                    blocks.fail(number, error)
+                }
+                blocks.recycle(block)
             }
-            guard let t = ClinicalTime.seconds(csv.bytes(i)) else { throw fail("not a date or date-time", name) }
-            return t
         }
-        func date(_ index: Int?, _ name: String, required: Bool) throws -> Int32 {
-            guard let i = index, !csv.isEmpty(i) else {
-                if required { throw fail("missing value", name) }
-                return Absent.date
-            }
-            guard let d = ClinicalTime.days(csv.bytes(i)) else { throw fail("not a date", name) }
-            return d
-        }
-        func required(_ index: Int?, _ name: String) throws -> String {
-            guard let i = index, !csv.isEmpty(i) else { throw fail("missing value", name) }
-            return csv.string(i)
-        }
+        if let error = blocks.finishFile() { throw error }
+        sink.noteInputBytes(blocks.bytesRead)
 
-        while try csv.next() {
-            guard csv.fields.count == width else {
-                if csv.fields.count == 1 && csv.isEmpty(0) { continue } // blank line
-                throw VaultError(.dataError, "row has \(csv.fields.count) fields, the header has \(width)", location: VaultError.at(path, line: csv.line))
+        @Sendable func parse(_ csv: CSVReader, on lane: IngestSink.Lane, into batch: IngestSink.RecordBatch) throws {
+            // The hot loop writes to a local copy, swapped back at the end.
+            var out = IngestSink.EncodedRecords()
+            swap(&out, &batch.contents)
+            defer { swap(&out, &batch.contents) }
+            func emit(_ kind: RecordKind, _ pseudonym: [UInt8], _ line: Int, _ body: (inout LittleEndianWriter) throws -> Void) throws {
+                SpillCodec.header(kind, source: source, line: line, pseudonym: pseudonym, into: &out.bytes)
+                try body(&out.bytes)
+                out.ends.append(out.bytes.bytes.count)
+                out.shards.append(Int32(Pseudonymizer.shard(of: pseudonym, count: shardCount)))
+                out.counts[kind] += 1
             }
-            let record: ClinicalRecord
-            switch spec.kind {
-            case .patients:
-                let id = try required(c.id, "Id")
-                let gender = try required(c.gender, "GENDER")
-                let sex: String
-                switch gender {
-                case "M", "m", "male": sex = "male"
-                case "F", "f", "female": sex = "female"
-                default: throw fail("unknown GENDER value (expected M or F)", "GENDER")
-                }
-                let birth = try date(c.birthdate, "BIRTHDATE", required: true)
-                let death = try date(c.deathdate, "DEATHDATE", required: false)
-                if death != Absent.date && death < birth { throw fail("death date is before birth date", "DEATHDATE") }
-                record = .patient(.init(pseudonym: try lane.pseudonym(of: id), birthDate: birth, deathDate: death, sex: sex,
-                                        race: text(c.race), ethnicity: text(c.ethnicity), state: text(c.state)))
-            case .conditions:
-                record = .condition(pseudonym: try lane.pseudonym(of: try required(c.patient, "PATIENT")), start: try time(c.start, "START", required: true),
-                                    stop: try time(c.stop, "STOP", required: false), code: try required(c.code, "CODE"))
-            case .observations:
-                let type = text(c.type)
-                let raw = text(c.value)
-                var value = Double.nan
-                var textValue = ""
-                if type == "numeric" {
-                    guard let v = Double(raw), v.isFinite else { throw fail("numeric observation value is not a number", "VALUE") }
-                    value = v
-                } else if type.isEmpty, let v = Double(raw), v.isFinite {
-                    value = v
-                } else {
-                    textValue = raw
-                }
-                record = .observation(pseudonym: try lane.pseudonym(of: try required(c.patient, "PATIENT")), time: try time(c.date, "DATE", required: true),
-                                      category: text(c.category), code: try required(c.code, "CODE"), value: value, unit: text(c.units), text: textValue)
-            case .medications:
-                record = .medication(pseudonym: try lane.pseudonym(of: try required(c.patient, "PATIENT")), start: try time(c.start, "START", required: true),
-                                     stop: try time(c.stop, "STOP", required: false), code: try required(c.code, "CODE"))
-            case .encounters:
-                record = .encounter(pseudonym: try lane.pseudonym(of: try required(c.patient, "PATIENT")), start: try time(c.start, "START", required: true),
-                                    stop: try time(c.stop, "STOP", required: false), encounterClass: text(c.encounterclass), code: try required(c.code, "CODE"))
-            case .procedures:
-                let start = c.start != nil ? try time(c.start, "START", required: true) : try time(c.date, "DATE", required: true)
-                record = .procedure(pseudonym: try lane.pseudonym(of: try required(c.patient, "PATIENT")), start: start, code: try required(c.code, "CODE"))
-            case .immunizations:
-                record = .immunization(pseudonym: try lane.pseudonym(of: try required(c.patient, "PATIENT")), time: try time(c.date, "DATE", required: true),
-                                       code: try required(c.code, "CODE"))
+            func fail(_ message: String, _ name: String) -> VaultError {
+                VaultError(.dataError, message, location: VaultError.at(path, line: csv.line, field: name))
             }
-            try lane.emit(record, source: source, line: csv.line)
-            if csv.line & 0xFFF == 0 && failure.happened { return }
+            func time(_ index: Int?, _ name: String, required: Bool) throws -> Int64 {
+                guard let i = index, !csv.isEmpty(i) else {
+                    if required { throw fail("missing value", name) }
+                    return Absent.time
+                }
+                guard let t = csv.withField(i, { ClinicalTime.seconds($0) }) else { throw fail("not a date or date-time", name) }
+                return t
+            }
+            func date(_ index: Int?, _ name: String, required: Bool) throws -> Int32 {
+                guard let i = index, !csv.isEmpty(i) else {
+                    if required { throw fail("missing value", name) }
+                    return Absent.date
+                }
+                guard let d = csv.withField(i, { ClinicalTime.days($0) }) else { throw fail("not a date", name) }
+                return d
+            }
+            func required(_ index: Int?, _ name: String) throws -> String {
+                guard let i = index, !csv.isEmpty(i) else { throw fail("missing value", name) }
+                return csv.string(i)
+            }
+            // Records go to the staging files straight from the field bytes (`emit(_:pseudonym:...)`),
+            // in `SpillCodec.encode`'s layout; the checks run in the order of the fields.
+            func patient(_ index: Int?, _ name: String) throws -> [UInt8] {
+                guard let i = index, !csv.isEmpty(i) else { throw fail("missing value", name) }
+                return try csv.withField(i) { try lane.pseudonym(bytes: $0) }
+            }
+            func field(_ index: Int?, _ w: inout LittleEndianWriter) {
+                if let i = index { csv.appendField(i, to: &w) } else { w.u32(0) }
+            }
+            func requiredField(_ index: Int?, _ name: String, _ w: inout LittleEndianWriter) throws {
+                guard let i = index, !csv.isEmpty(i) else { throw fail("missing value", name) }
+                csv.appendField(i, to: &w)
+            }
+            func isNumeric(_ index: Int?) -> Bool {
+                guard let i = index else { return false }
+                return csv.withField(i) { $0.count == 7 && memcmp($0.baseAddress!, "numeric", 7) == 0 }
+            }
+
+            while try csv.next() {
+                guard csv.fields.count == width else {
+                    if csv.fields.count == 1 && csv.isEmpty(0) { continue } // blank line
+                    throw VaultError(.dataError, "row has \(csv.fields.count) fields, the header has \(width)", location: VaultError.at(path, line: csv.line))
+                }
+                let line = csv.line
+                switch spec.kind {
+                case .patients:
+                    let id = try required(c.id, "Id")
+                    let gender = try required(c.gender, "GENDER")
+                    let sex: String
+                    switch gender {
+                    case "M", "m", "male": sex = "male"
+                    case "F", "f", "female": sex = "female"
+                    default: throw fail("unknown GENDER value (expected M or F)", "GENDER")
+                    }
+                    let birth = try date(c.birthdate, "BIRTHDATE", required: true)
+                    let death = try date(c.deathdate, "DEATHDATE", required: false)
+                    if death != Absent.date && death < birth { throw fail("death date is before birth date", "DEATHDATE") }
+                    try emit(.patients, try lane.pseudonym(of: id), line) { w in
+                        w.u32(UInt32(bitPattern: birth)); w.u32(UInt32(bitPattern: death))
+                        SpillCodec.string(sex, &w); field(c.race, &w); field(c.ethnicity, &w); field(c.state, &w)
+                    }
+                case .conditions, .medications:
+                    try emit(spec.kind, try patient(c.patient, "PATIENT"), line) { w in
+                        w.u64(UInt64(bitPattern: try time(c.start, "START", required: true)))
+                        w.u64(UInt64(bitPattern: try time(c.stop, "STOP", required: false)))
+                        try requiredField(c.code, "CODE", &w)
+                    }
+                case .observations:
+                    // A numeric value (TYPE numeric, or no TYPE and a number) goes in VALUE; any
+                    // other value is kept as text.
+                    let numeric = isNumeric(c.type)
+                    var value = Double.nan
+                    var textValue = false
+                    if let i = c.value {
+                        let parsed = Double(csv.string(i))
+                        if numeric {
+                            guard let v = parsed, v.isFinite else { throw fail("numeric observation value is not a number", "VALUE") }
+                            value = v
+                        } else if (c.type.map { csv.isEmpty($0) } ?? true), let v = parsed, v.isFinite {
+                            value = v
+                        } else {
+                            textValue = true
+                        }
+                    } else if numeric {
+                        throw fail("numeric observation value is not a number", "VALUE")
+                    }
+                    try emit(.observations, try patient(c.patient, "PATIENT"), line) { w in
+                        w.u64(UInt64(bitPattern: try time(c.date, "DATE", required: true)))
+                        field(c.category, &w)
+                        try requiredField(c.code, "CODE", &w)
+                        w.u64(value.bitPattern)
+                        field(c.units, &w)
+                        if textValue { field(c.value, &w) } else { w.u32(0) }
+                    }
+                case .encounters:
+                    try emit(.encounters, try patient(c.patient, "PATIENT"), line) { w in
+                        w.u64(UInt64(bitPattern: try time(c.start, "START", required: true)))
+                        w.u64(UInt64(bitPattern: try time(c.stop, "STOP", required: false)))
+                        field(c.encounterclass, &w)
+                        try requiredField(c.code, "CODE", &w)
+                    }
+                case .procedures:
+                    let start = c.start != nil ? try time(c.start, "START", required: true) : try time(c.date, "DATE", required: true)
+                    try emit(.procedures, try patient(c.patient, "PATIENT"), line) { w in
+                        w.u64(UInt64(bitPattern: start))
+                        try requiredField(c.code, "CODE", &w)
+                    }
+                case .immunizations:
+                    try emit(.immunizations, try patient(c.patient, "PATIENT"), line) { w in
+                        w.u64(UInt64(bitPattern: try time(c.date, "DATE", required: true)))
+                        try requiredField(c.code, "CODE", &w)
+                    }
+                }
+            }
         }
-        sink.noteInputBytes(FileIO.size(path))
     }
 }

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import VaultCrypto
+
 /// The `shardvault.clinical.v1` plaintext: typed columns per table, little-endian
 /// arrays (see docs/shard-format.md).
 public enum ColumnarCodec {
@@ -16,24 +21,98 @@ enum ColumnBuilder {
     case fixed(width: Int, [UInt8])
 }
 
-/// Dictionary-encoded strings: each distinct value stored once.
+/// Dictionary-encoded strings: each distinct value stored once. Values are interned from
+/// their UTF-8 bytes in an open-addressing table, so ingest makes no `String` per row; a
+/// value equal to the previous row's skips the table.
 struct DictionaryColumn {
-    var entries: [String] = []
-    var lookup: [String: UInt32] = [:]
+    /// The entries' bytes one after another: entry `i` is `bytes[starts[i]..<starts[i + 1]]`.
+    private(set) var bytes: [UInt8] = []
+    private(set) var starts: [Int] = [0]
     var indices: [UInt32] = []
+    /// Entry number + 1 per slot (0: empty); the count is a power of two, at most half full.
+    private var slots: [UInt32] = []
+
+    var count: Int { starts.count - 1 }
+    var entries: [String] { (0..<count).map(entry) }
+    func entry(_ i: Int) -> String { String(decoding: bytes[starts[i]..<starts[i + 1]], as: UTF8.self) }
+    func value(at row: Int) -> String { entry(Int(indices[row])) }
 
     mutating func append(_ value: String) {
-        if let i = lookup[value] {
-            indices.append(i)
+        var value = value
+        value.withUTF8 { append(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Appends a value given as UTF-8 bytes (the caller has checked they are UTF-8).
+    mutating func append(_ value: UnsafeRawBufferPointer) {
+        if let last = indices.last, equals(Int(last), value) {
+            indices.append(last)
         } else {
-            let i = UInt32(entries.count)
-            entries.append(value)
-            lookup[value] = i
-            indices.append(i)
+            indices.append(intern(value))
         }
     }
 
-    func value(at row: Int) -> String { entries[Int(indices[row])] }
+    private func equals(_ entry: Int, _ value: UnsafeRawBufferPointer) -> Bool {
+        let start = starts[entry], length = starts[entry + 1] - start
+        guard length == value.count else { return false }
+        guard length > 0 else { return true }
+        return bytes.withUnsafeBytes { memcmp($0.baseAddress! + start, value.baseAddress!, length) == 0 }
+    }
+
+    private static func hash(_ value: UnsafeRawBufferPointer) -> Int {
+        var hasher = Hasher()
+        hasher.combine(bytes: value)
+        return hasher.finalize()
+    }
+
+    private mutating func intern(_ value: UnsafeRawBufferPointer) -> UInt32 {
+        if slots.isEmpty { slots = [UInt32](repeating: 0, count: 16) }
+        let mask = slots.count - 1
+        var slot = Self.hash(value) & mask
+        while slots[slot] != 0 {
+            let entry = Int(slots[slot] - 1)
+            if equals(entry, value) { return UInt32(entry) }
+            slot = (slot + 1) & mask
+        }
+        let entry = UInt32(count)
+        bytes.append(contentsOf: value)
+        starts.append(bytes.count)
+        slots[slot] = entry + 1
+        if count * 2 > slots.count { rehash(capacity: slots.count * 2) }
+        return entry
+    }
+
+    private mutating func rehash(capacity: Int) {
+        var fresh = [UInt32](repeating: 0, count: capacity)
+        let mask = capacity - 1
+        bytes.withUnsafeBytes { all in
+            for entry in 0..<count {
+                var slot = Self.hash(UnsafeRawBufferPointer(rebasing: all[starts[entry]..<starts[entry + 1]])) & mask
+                while fresh[slot] != 0 { slot = (slot + 1) & mask }
+                fresh[slot] = UInt32(entry + 1)
+            }
+        }
+        slots = fresh
+    }
+
+    /// Encoded size: entry count, each entry's length and bytes, then the row indices.
+    var encodedSize: Int { 4 + count * 4 + bytes.count + indices.count * 4 }
+
+    /// Overwrites the entries' bytes (plaintext values) before the column is dropped.
+    mutating func wipe() { secureWipe(&bytes) }
+}
+
+/// A patient pseudonym (16 bytes) as a dictionary key that needs no allocation.
+struct PseudonymKey: Hashable {
+    let high: UInt64, low: UInt64
+    init?(_ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count == 16 else { return nil }
+        high = bytes.loadUnaligned(as: UInt64.self)
+        low = bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
+    }
+    init?(_ bytes: [UInt8]) {
+        guard let key = bytes.withUnsafeBytes({ PseudonymKey($0) }) else { return nil }
+        self = key
+    }
 }
 
 /// Accumulates the records of one shard and encodes them as columns.
@@ -46,7 +125,7 @@ public struct ShardTables: Sendable {
     var race = DictionaryColumn()
     var ethnicity = DictionaryColumn()
     var state = DictionaryColumn()
-    var patientRow: [[UInt8]: Int32] = [:]
+    var patientRow: [PseudonymKey: Int32] = [:]
     // conditions
     var conditionPatient: [Int32] = [], conditionStart: [Int64] = [], conditionStop: [Int64] = [], conditionCode = DictionaryColumn()
     // observations
@@ -77,13 +156,14 @@ public struct ShardTables: Sendable {
         return c
     }
 
-    public func hasPatient(_ pseudonym: [UInt8]) -> Bool { patientRow[pseudonym] != nil }
+    public func hasPatient(_ pseudonym: [UInt8]) -> Bool { PseudonymKey(pseudonym).map { patientRow[$0] != nil } ?? false }
 
-    /// Adds a patient. Returns false if the patient is already present.
+    /// Adds a patient. Returns false if the patient is already present (or the pseudonym
+    /// is not 16 bytes).
     @discardableResult
     public mutating func addPatient(_ p: ClinicalRecord.Patient) -> Bool {
-        guard patientRow[p.pseudonym] == nil else { return false }
-        patientRow[p.pseudonym] = Int32(birth.count)
+        guard let key = PseudonymKey(p.pseudonym), patientRow[key] == nil else { return false }
+        patientRow[key] = Int32(birth.count)
         pseudonyms.append(contentsOf: p.pseudonym)
         birth.append(p.birthDate)
         death.append(p.deathDate)
@@ -98,7 +178,7 @@ public struct ShardTables: Sendable {
     /// patient is unknown.
     public mutating func add(_ record: ClinicalRecord) -> Bool {
         if case .patient(let p) = record { return addPatient(p) }
-        guard let row = patientRow[record.pseudonym] else { return false }
+        guard let key = PseudonymKey(record.pseudonym), let row = patientRow[key] else { return false }
         switch record {
         case .patient: break
         case let .condition(_, start, stop, code):
@@ -119,6 +199,16 @@ public struct ShardTables: Sendable {
         return true
     }
 
+    /// Overwrites the string values and pseudonyms held for encoding, once encoded.
+    public mutating func wipe() {
+        secureWipe(&pseudonyms)
+        for key in [\ShardTables.sex, \.race, \.ethnicity, \.state, \.conditionCode, \.observationCategory, \.observationCode,
+                    \.observationUnit, \.observationText, \.medicationCode, \.encounterClass, \.encounterCode, \.procedureCode,
+                    \.immunizationCode] as [WritableKeyPath<ShardTables, DictionaryColumn>] {
+            self[keyPath: key].wipe()
+        }
+    }
+
     // MARK: Encoding
 
     /// An upper bound of the encoded size, so the output never reallocates.
@@ -133,7 +223,7 @@ public struct ShardTables: Sendable {
                 case .int64(let v): total += v.count * 8
                 case .float64(let v): total += v.count * 8
                 case .fixed(_, let v): total += 2 + v.count
-                case .dictionary(let d): total += 4 + d.entries.reduce(0) { $0 + 4 + $1.utf8.count } + d.indices.count * 4
+                case .dictionary(let d): total += d.encodedSize
                 }
             }
         }
@@ -203,16 +293,15 @@ struct LittleEndianWriter {
             u8(ColumnarCodec.ColumnKind.fixed.rawValue); u64(UInt64(2 + v.count)); u16(UInt16(width)); raw(v)
         case .dictionary(let d):
             u8(ColumnarCodec.ColumnKind.dictionary.rawValue)
-            var body = LittleEndianWriter()
-            body.u32(UInt32(d.entries.count))
-            for e in d.entries {
-                let utf8 = Array(e.utf8)
-                body.u32(UInt32(utf8.count))
-                body.raw(utf8)
+            u64(UInt64(d.encodedSize))
+            u32(UInt32(d.count))
+            d.bytes.withUnsafeBytes { all in
+                for e in 0..<d.count {
+                    u32(UInt32(d.starts[e + 1] - d.starts[e]))
+                    bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: all[d.starts[e]..<d.starts[e + 1]]))
+                }
             }
-            body.array(d.indices)
-            u64(UInt64(body.bytes.count))
-            raw(body.bytes)
+            array(d.indices)
         }
     }
 }
