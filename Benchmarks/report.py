@@ -91,7 +91,7 @@ lines = [
     f"{machine['openssl']}; {machine['swift']}; DuckDB {machine['duckdb']}, Python cryptography {machine['pythonCryptography']},",
     f"age {machine['age']}, {machine['gpg']}.",
     "",
-    "Reproduce every figure with `Benchmarks/run.sh` (about 90 minutes on 2 cores; see the",
+    "Reproduce every figure with `Benchmarks/run.sh` (about an hour on 2 cores; see the",
     "script for its arguments). This page comes from: "
     + "; ".join(f"`{run['command']}` on {run['date']}" for run in report.get("runs", [{"command": report["command"], "date": machine["date"]}]))
     + ". Every figure is measured in the same run as its reference, because the machine is shared and",

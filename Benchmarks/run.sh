@@ -13,7 +13,7 @@
 # A scale whose plain CSV does not fit on the work disk is generated in zstd-compressed
 # batches, fed to ingest through named pipes and read by DuckDB compressed. --merge keeps
 # the sections and scales not run now from the last report. A full run takes about
-# 90 minutes on 2 cores, most of it at 1,000,000 patients.
+# an hour on 2 cores, most of it at 1,000,000 patients.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
