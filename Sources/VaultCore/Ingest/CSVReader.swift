@@ -176,8 +176,6 @@ final class CSVReader {
         String(decoding: fieldBytes[fields[index]], as: UTF8.self)
     }
 
-    func bytes(_ index: Int) -> ArraySlice<UInt8> { fieldBytes[fields[index]] }
-
     /// Calls `body` with the bytes of field `index`, in place.
     func withField<R>(_ index: Int, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         let range = fields[index]

@@ -18,32 +18,24 @@ final class Pseudonymizer {
     /// The same key with an empty cache, for another thread.
     func fresh() -> Pseudonymizer { Pseudonymizer(key: key, cacheLimit: cacheLimit) }
 
-    /// The last id asked for: a patient's records usually come one after another.
-    private var lastId = ""
+    /// The last id asked for, as bytes: a patient's records usually come one after another.
+    private var lastIdBytes: [UInt8] = []
     private var lastPseudonym: [UInt8] = []
 
     func pseudonym(_ patientId: String) throws -> [UInt8] {
-        if !lastPseudonym.isEmpty && patientId == lastId { return lastPseudonym }
-        let out = try lookUp(patientId)
-        lastId = patientId
-        lastPseudonym = out
-        lastIdBytes = Array(patientId.utf8)
-        return out
+        var id = patientId
+        return try id.withUTF8 { try pseudonym(bytes: UnsafeRawBufferPointer($0)) }
     }
 
     /// The pseudonym of an id given as the raw bytes of an input field (read as UTF-8, with
     /// invalid bytes replaced, as a `String` of them would be). The same bytes as the last
     /// call's return the last pseudonym without making a `String`.
-    private var lastIdBytes: [UInt8] = []
-
     func pseudonym(bytes: UnsafeRawBufferPointer) throws -> [UInt8] {
         if !lastPseudonym.isEmpty && lastIdBytes.count == bytes.count
             && (bytes.isEmpty || lastIdBytes.withUnsafeBytes { memcmp($0.baseAddress!, bytes.baseAddress!, bytes.count) } == 0) {
             return lastPseudonym
         }
-        let id = String(decoding: bytes, as: UTF8.self)
-        let out = try lookUp(id)
-        lastId = id
+        let out = try lookUp(String(decoding: bytes, as: UTF8.self))
         lastPseudonym = out
         lastIdBytes.removeAll(keepingCapacity: true)
         lastIdBytes.append(contentsOf: bytes)

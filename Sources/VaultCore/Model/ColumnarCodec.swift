@@ -35,7 +35,6 @@ struct DictionaryColumn {
     var count: Int { starts.count - 1 }
     var entries: [String] { (0..<count).map(entry) }
     func entry(_ i: Int) -> String { String(decoding: bytes[starts[i]..<starts[i + 1]], as: UTF8.self) }
-    func value(at row: Int) -> String { entry(Int(indices[row])) }
 
     mutating func append(_ value: String) {
         var value = value
