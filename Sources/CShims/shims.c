@@ -1,4 +1,6 @@
+#define _GNU_SOURCE
 #include "CShims.h"
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -17,4 +19,8 @@ int shardvault_is_dumpable(void) {
 
 int shardvault_fork(void) {
     return (int)fork();
+}
+
+int shardvault_memfd(const char *name) {
+    return memfd_create(name, MFD_CLOEXEC);
 }

@@ -133,7 +133,8 @@ struct AnalysisWorkerTests {
         }
         let spec = try JobSpec.parse(#"{"dataset": "d", "purpose": "HRESCH", "asOf": "2024-01-01", "cohort": {"conditions": {"anyOf": ["44054006"]}}, "#
                                      + #""measures": [{"name": "n", "count": "patients"}, {"name": "a", "observation": "4548-4", "stats": ["mean"]}]}"#, file: "s")
-        let wantedSets: [[RecordKind: Set<Int>]] = [[.patients: [1, 2, 3, 4, 5, 6]], AnalysisEngine.columns(for: spec), [:]]
+        let every = Dictionary(uniqueKeysWithValues: full.tables.map { ($0.key, Set(0..<$0.value.count)) })
+        let wantedSets: [[RecordKind: Set<Int>]] = [[.patients: [1, 2, 3, 4, 5, 6]], AnalysisEngine.columns(for: spec), [:], every]
         for wanted in wantedSets {
             for key in [ShardKey.kek(kek), .dek(try ShardReader.unwrapDEK(path: path, expected: expected, kek: kek))] {
                 let sparse = try ShardReader.decryptColumns(path: path, expected: expected, key: key, signingKey: nil, columns: wanted)

@@ -14,4 +14,8 @@ int shardvault_is_dumpable(void);
 /// fork server), whose child runs one task and exits with _exit.
 int shardvault_fork(void);
 
+/// memfd_create(2) with MFD_CLOEXEC: an anonymous file in memory (the worker's warm-up
+/// reads a throwaway shard body from one). Returns a descriptor, or -1 with errno set.
+int shardvault_memfd(const char *name);
+
 #endif

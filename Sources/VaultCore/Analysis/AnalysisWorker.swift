@@ -248,6 +248,25 @@ public enum WorkerServer {
         let zero = SecureBytes(zeroedCount: 32)
         _ = try? AESGCM(key: zero).seal(nonce: [UInt8](repeating: 0, count: 12), plaintext: [0], aad: [])
         _ = Digest.sha256([0])
+        warmUpDecryption()
+    }
+
+    /// The decryption path (read buffer, chunk cursor, column decoder) over an empty shard
+    /// sealed under a throwaway key, from a file in memory. The read buffer it leaves
+    /// behind is allocated but never written here, so a task's child gets fresh pages for
+    /// it, not copies of the server's.
+    static func warmUpDecryption() {
+        let fd = shardvault_memfd("shardvault-warm-up")
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        guard let key = try? SecureBytes.random(count: 32),
+              let sealed = try? ChunkedEncryption.seal(ShardTables().encode(), key: key, context: []),
+              writeFully(fd, [UInt8](repeating: 0, count: ShardHeader.blockSize) + sealed),
+              let opener = try? sealed.withUnsafeBytes({ try ChunkedOpener(key: key, context: [], header: UnsafeRawBufferPointer(rebasing: $0[0..<ChunkedEncryption.headerLength])) }),
+              let layout = try? ChunkedEncryption.Layout(bodyLength: sealed.count - ChunkedEncryption.headerLength) else { return }
+        var reader = DecryptingReader(cursor: ChunkCursor(fd: fd, path: "warm-up", opener: opener, layout: layout))
+        let every = Dictionary(uniqueKeysWithValues: RecordKind.allCases.map { ($0, Set(0..<16)) })
+        _ = try? DecodedShard.decode(&reader, columns: every)
     }
 
     static func readFully(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer) -> Int {

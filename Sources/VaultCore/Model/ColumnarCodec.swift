@@ -333,22 +333,23 @@ public struct DecodedShard: Sendable {
     public var counts = RecordCounts()
 
     /// Decodes and validates a `shardvault.clinical.v1` plaintext. With `columns`, only
-    /// those columns (by table, by position) are copied out; the others are left as
-    /// `.skipped`. Without `ensure`, skipped columns are checked all the same. With it, the
-    /// plaintext is filled on demand: `ensure(range)` is called before any byte of `range`
-    /// is read, and skipped columns are stepped over by their length, unread.
-    public static func decode(_ bytes: UnsafeRawBufferPointer, columns: [RecordKind: Set<Int>]? = nil,
-                              ensure: ((Range<Int>) throws -> Void)? = nil) throws -> DecodedShard {
-        var r = LittleEndianReader(bytes)
-        func need(_ count: Int) throws { try ensure?(r.offset..<min(r.offset + count, bytes.count)) }
-        try need(12)
+    /// those columns (by table, by position) are copied out; the others are checked all the
+    /// same and left as `.skipped`.
+    public static func decode(_ bytes: UnsafeRawBufferPointer, columns: [RecordKind: Set<Int>]? = nil) throws -> DecodedShard {
+        var reader = LittleEndianReader(bytes)
+        return try decode(&reader, columns: columns)
+    }
+
+    /// Decodes a plaintext from `r`: the wanted columns are read in full and checked, the
+    /// others stepped over as `r.skip(columnOf:)` does (a reader that decrypts on demand
+    /// steps over them unread).
+    static func decode<Source: ColumnSource>(_ r: inout Source, columns: [RecordKind: Set<Int>]?) throws -> DecodedShard {
         guard try r.raw(8) == ColumnarCodec.magic else {
             throw VaultError(.dataError, "plaintext is not a shardvault.clinical.v1 encoding (bad magic)")
         }
         let tableCount = try r.u32()
         var out = DecodedShard()
         for _ in 0..<tableCount {
-            try need(9)
             let kindByte = try r.u8()
             guard let kind = RecordKind(rawValue: kindByte) else {
                 throw VaultError(.dataError, "plaintext has an unknown table kind \(kindByte)")
@@ -358,26 +359,7 @@ public struct DecodedShard: Sendable {
             var table: [Column] = []
             for index in 0..<columnCount {
                 let wanted = columns.map { $0[kind]?.contains(Int(index)) ?? false } ?? true
-                let column: Column
-                if wanted {
-                    let start = r.offset
-                    try need(9)
-                    _ = try r.u8()
-                    let length = try r.u64()
-                    guard length <= UInt64(r.remaining) else { throw VaultError(.dataError, "column length \(length) exceeds the plaintext") }
-                    r.offset = start
-                    try need(9 + Int(length))
-                    column = try r.column()
-                } else if ensure != nil {
-                    try need(9)
-                    _ = try r.u8()
-                    let length = try r.u64()
-                    guard length <= UInt64(r.remaining) else { throw VaultError(.dataError, "column length \(length) exceeds the plaintext") }
-                    r.offset += Int(length)
-                    column = .skipped(rows: rows)
-                } else {
-                    column = .skipped(rows: try r.skipColumn())
-                }
+                let column = wanted ? try r.column() : .skipped(rows: try r.skip(columnOf: rows))
                 guard column.rowCount == rows else {
                     throw VaultError(.dataError, "table \(kind) column \(index) has \(column.rowCount) rows, expected \(rows)")
                 }
@@ -417,7 +399,25 @@ extension DecodedShard {
     }
 }
 
-struct LittleEndianReader {
+/// Where the column decoder reads a plaintext from: bytes in memory (`LittleEndianReader`),
+/// or a shard decrypted chunk by chunk as it is read (`DecryptingReader`).
+protocol ColumnSource {
+    var offset: Int { get }
+    var remaining: Int { get }
+    mutating func u8() throws -> UInt8
+    mutating func u16() throws -> UInt16
+    mutating func u32() throws -> UInt32
+    mutating func u64() throws -> UInt64
+    mutating func raw(_ n: Int) throws -> [UInt8]
+    mutating func array<T: BitwiseCopyable>(_ count: Int, of: T.Type) throws -> [T]
+    /// The next `n` bytes as a string, or nil (having read them) when they are not UTF-8.
+    mutating func utf8(_ n: Int) throws -> String?
+    /// Steps over a column the caller does not want and returns its row count: checked
+    /// like `column()` when the bytes are at hand, or `rows` when stepped over unread.
+    mutating func skip(columnOf rows: Int) throws -> Int
+}
+
+struct LittleEndianReader: ColumnSource {
     let bytes: UnsafeRawBufferPointer
     var offset = 0
     init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
@@ -432,7 +432,15 @@ struct LittleEndianReader {
     mutating func u64() throws -> UInt64 { try need(8); defer { offset += 8 }; return bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self).littleEndian }
     mutating func raw(_ n: Int) throws -> [UInt8] { try need(n); defer { offset += n }; return Array(bytes[offset..<offset + n]) }
 
-    mutating func array<T>(_ count: Int, of: T.Type) throws -> [T] {
+    mutating func utf8(_ n: Int) throws -> String? {
+        try need(n)
+        defer { offset += n }
+        return String(validating: UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + n]), as: UTF8.self)
+    }
+
+    mutating func skip(columnOf rows: Int) throws -> Int { try skipColumn() }
+
+    mutating func array<T: BitwiseCopyable>(_ count: Int, of: T.Type) throws -> [T] {
         let size = count * MemoryLayout<T>.stride
         try need(size)
         defer { offset += size }
@@ -483,6 +491,10 @@ struct LittleEndianReader {
         }
     }
 
+}
+
+extension ColumnSource {
+    /// Reads one column in full, checking its kind, length, rows and dictionary indices.
     mutating func column() throws -> Column {
         let kindByte = try u8()
         let length = try u64()
@@ -500,22 +512,19 @@ struct LittleEndianReader {
             guard n % 8 == 0 else { throw VaultError(.dataError, "float64 column length \(n) is not a multiple of 8") }
             return .float64(try array(n / 8, of: Double.self))
         case .fixed?:
+            guard n >= 2 else { throw VaultError(.dataError, "fixed column of \(n) bytes has no width") }
             let width = Int(try u16())
             let data = try raw(n - 2)
             guard width > 0, data.count % width == 0 else { throw VaultError(.dataError, "fixed column of width \(width) has \(data.count) bytes") }
             return .fixed(width: width, bytes: data)
         case .dictionary?:
             let count = Int(try u32())
+            guard count <= n / 4 else { throw VaultError(.dataError, "dictionary column of \(n) bytes claims \(count) entries") }
             var entries: [String] = []
             entries.reserveCapacity(count)
             for _ in 0..<count {
-                let len = Int(try u32())
-                try need(len)
-                guard let s = String(validating: UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + len]), as: UTF8.self) else {
-                    throw VaultError(.dataError, "dictionary entry is not UTF-8")
-                }
-                offset += len
-                entries.append(s)
+                guard let entry = try utf8(Int(try u32())) else { throw VaultError(.dataError, "dictionary entry is not UTF-8") }
+                entries.append(entry)
             }
             let rest = end - offset
             guard rest >= 0, rest % 4 == 0 else { throw VaultError(.dataError, "dictionary column has a bad length") }

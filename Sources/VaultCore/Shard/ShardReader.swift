@@ -286,42 +286,10 @@ public enum ShardReader {
         } catch let error as VaultError {
             throw VaultError(.dataError, error.message, location: path)
         }
-        let chunkCount = Int(layout.chunkCount)
-        let plaintext = try SparsePlaintext(length: layout.plaintextLength, chunkCount: chunkCount)
-        let buffer = ReadBuffer.current(capacity: 64 * ChunkedEncryption.sealedChunkSize + ChunkedEncryption.headerLength)
-        let firstChunkOffset = ShardHeader.blockSize + ChunkedEncryption.headerLength
-        // Decrypts the chunks under `range` that are not yet open, in runs of up to 64.
-        func ensure(_ range: Range<Int>) throws {
-            guard !range.isEmpty else { return }
-            var chunk = range.lowerBound / ChunkedEncryption.chunkSize
-            let last = min((range.upperBound - 1) / ChunkedEncryption.chunkSize, chunkCount - 1)
-            while chunk <= last {
-                if plaintext.opened[chunk] { chunk += 1; continue }
-                var end = chunk
-                while end <= last && !plaintext.opened[end] && end - chunk < 64 { end += 1 }
-                let start = layout.range(ofChunk: UInt64(chunk)).lowerBound
-                let stop = layout.range(ofChunk: UInt64(end - 1)).upperBound
-                let n = try preadFully(fd: fd, into: UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[0..<stop - start]),
-                                       offset: firstChunkOffset + start, path: path)
-                guard n == stop - start else { throw VaultError(.dataError, "shard changed while being read", location: path) }
-                for index in chunk..<end {
-                    let sealed = layout.range(ofChunk: UInt64(index))
-                    do {
-                        _ = try opener.openChunk(index: UInt64(index),
-                                                 sealed: UnsafeRawBufferPointer(rebasing: buffer.bytes[(sealed.lowerBound - start)..<(sealed.upperBound - start)]),
-                                                 isFinal: index == chunkCount - 1,
-                                                 into: UnsafeMutableRawBufferPointer(rebasing: plaintext.bytes[(index * ChunkedEncryption.chunkSize)...]))
-                    } catch let error as CryptoError {
-                        throw VaultError(.dataError, "decryption failed: \(error.message)", location: path)
-                    }
-                    plaintext.opened[index] = true
-                }
-                chunk = end
-            }
-        }
+        let cursor = ChunkCursor(fd: fd, path: path, opener: opener, layout: layout)
+        var reader = DecryptingReader(cursor: cursor)
         do {
-            let decoded = try DecodedShard.decode(UnsafeRawBufferPointer(rebasing: plaintext.bytes[0..<layout.plaintextLength]),
-                                                  columns: columns, ensure: ensure)
+            let decoded = try DecodedShard.decode(&reader, columns: columns)
             guard decoded.counts == expected.entry.records else {
                 throw VaultError(.dataError, "decrypted record counts differ from the manifest", location: path)
             }
@@ -386,53 +354,143 @@ final class ReadBuffer {
     }
 }
 
-/// A plaintext filled chunk by chunk on demand, in this thread's `PlaintextArena`: memory
-/// is touched only where a chunk is decrypted, and those chunks are wiped when released.
-final class SparsePlaintext {
-    let bytes: UnsafeMutableRawBufferPointer
-    var opened: [Bool]
+/// A shard's plaintext opened chunk by chunk as it is read, never held whole: a chunk is
+/// read, authenticated and decrypted when a byte of it is first wanted. Runs of whole
+/// chunks are decrypted straight into the caller's buffer (a column's array), so no page
+/// is written twice; the rest goes through one chunk of scratch, wiped when done. A worker
+/// process thus touches fresh memory only for the columns it decodes.
+final class ChunkCursor {
+    let fd: Int32
+    let path: String
+    let opener: ChunkedOpener
+    let layout: ChunkedEncryption.Layout
+    let chunkCount: Int
+    let length: Int
+    private let sealed: ReadBuffer
+    private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: ChunkedEncryption.chunkSize, alignment: 64)
+    /// The chunk held in `scratch`, or -1.
+    private var cached = -1
+    /// Chunks read with one `pread`.
+    static let run = 64
 
-    init(length: Int, chunkCount: Int) throws {
-        bytes = try PlaintextArena.current(capacity: Swift.max(length, 1))
-        opened = [Bool](repeating: false, count: chunkCount)
+    init(fd: Int32, path: String, opener: ChunkedOpener, layout: ChunkedEncryption.Layout) {
+        self.fd = fd
+        self.path = path
+        self.opener = opener
+        self.layout = layout
+        chunkCount = Int(layout.chunkCount)
+        length = layout.plaintextLength
+        sealed = ReadBuffer.current(capacity: Self.run * ChunkedEncryption.sealedChunkSize + ChunkedEncryption.headerLength)
     }
 
     deinit {
-        for (index, open) in opened.enumerated() where open {
-            let start = index * ChunkedEncryption.chunkSize
-            secureZero(UnsafeMutableRawBufferPointer(rebasing: bytes[start..<Swift.min(start + ChunkedEncryption.chunkSize, bytes.count)]))
+        secureZero(scratch)
+        scratch.deallocate()
+    }
+
+    /// Copies the plaintext bytes `range` into `destination` (of the same size). On failure
+    /// nothing decrypted is left in `destination`.
+    func copy(_ range: Range<Int>, into destination: UnsafeMutableRawBufferPointer) throws {
+        precondition(range.lowerBound >= 0 && range.upperBound <= length && destination.count == range.count)
+        let size = ChunkedEncryption.chunkSize
+        var position = range.lowerBound, written = 0
+        do {
+            while position < range.upperBound {
+                let chunk = position / size
+                let chunkStart = chunk * size, chunkEnd = Swift.min(chunkStart + size, length)
+                if position == chunkStart && chunkEnd <= range.upperBound && chunk != cached {
+                    // A run of chunks wholly inside the range: decrypted in place.
+                    var end = chunk + 1
+                    while end < chunkCount && end - chunk < Self.run && Swift.min((end + 1) * size, length) <= range.upperBound { end += 1 }
+                    let base = try readSealed(chunk..<end)
+                    for index in chunk..<end {
+                        written += try open(index, base: base, into: UnsafeMutableRawBufferPointer(rebasing: destination[written...]))
+                    }
+                    position = Swift.min(end * size, length)
+                } else {
+                    if chunk != cached {
+                        cached = -1
+                        _ = try open(chunk, base: try readSealed(chunk..<chunk + 1), into: scratch)
+                        cached = chunk
+                    }
+                    let take = Swift.min(range.upperBound, chunkEnd) - position
+                    (destination.baseAddress! + written).copyMemory(from: scratch.baseAddress! + (position - chunkStart), byteCount: take)
+                    position += take
+                    written += take
+                }
+            }
+        } catch {
+            secureZero(UnsafeMutableRawBufferPointer(rebasing: destination[0..<written]))
+            if let error = error as? CryptoError { throw VaultError(.dataError, "decryption failed: \(error.message)", location: path) }
+            throw error
         }
+    }
+
+    /// Reads the sealed chunks `chunks` into the read buffer; returns the body offset of its first byte.
+    private func readSealed(_ chunks: Range<Int>) throws -> Int {
+        let start = layout.range(ofChunk: UInt64(chunks.lowerBound)).lowerBound
+        let stop = layout.range(ofChunk: UInt64(chunks.upperBound - 1)).upperBound
+        let n = try ShardReader.preadFully(fd: fd, into: UnsafeMutableRawBufferPointer(rebasing: sealed.bytes[0..<stop - start]),
+                                           offset: ShardHeader.blockSize + ChunkedEncryption.headerLength + start, path: path)
+        guard n == stop - start else { throw VaultError(.dataError, "shard changed while being read", location: path) }
+        return start
+    }
+
+    private func open(_ index: Int, base: Int, into output: UnsafeMutableRawBufferPointer) throws -> Int {
+        let range = layout.range(ofChunk: UInt64(index))
+        return try opener.openChunk(index: UInt64(index), sealed: UnsafeRawBufferPointer(rebasing: sealed.bytes[(range.lowerBound - base)..<(range.upperBound - base)]),
+                                    isFinal: index == chunkCount - 1, into: output)
     }
 }
 
-/// One anonymous mapping per thread for sparse plaintexts, reused from shard to shard (so a
-/// thread does not fault in fresh pages for every shard) and grown when a shard is larger.
-/// Mapped directly, not through malloc, so that it is never backed by huge pages: a sparse
-/// read touches 4 KiB pages, not 2 MiB ones.
-final class PlaintextArena {
-    private var region: UnsafeMutableRawBufferPointer?
+/// The column decoder's view of a `ChunkCursor`: reads at an offset, decrypting as it goes.
+struct DecryptingReader: ColumnSource {
+    let cursor: ChunkCursor
+    private(set) var offset = 0
+    init(cursor: ChunkCursor) { self.cursor = cursor }
+    var remaining: Int { cursor.length - offset }
 
-    static func current(capacity: Int) throws -> UnsafeMutableRawBufferPointer {
-        let key = "shardvault.plaintextarena"
-        let arena = Thread.current.threadDictionary[key] as? PlaintextArena ?? {
-            let made = PlaintextArena()
-            Thread.current.threadDictionary[key] = made
-            return made
-        }()
-        if let region = arena.region, region.count >= capacity { return UnsafeMutableRawBufferPointer(rebasing: region[0..<capacity]) }
-        if let region = arena.region { munmap(region.baseAddress, region.count) }
-        arena.region = nil
-        let size = (capacity + 0xFFFF) & ~0xFFFF
-        let address = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
-        guard let address, address != MAP_FAILED else {
-            throw VaultError.system(.software, "cannot map \(size) bytes for a plaintext", path: "memory", errno: errno)
-        }
-        madvise(address, size, MADV_NOHUGEPAGE)
-        arena.region = UnsafeMutableRawBufferPointer(start: address, count: size)
-        return UnsafeMutableRawBufferPointer(start: address, count: capacity)
+    private func need(_ n: Int) throws {
+        guard n >= 0 && remaining >= n else { throw VaultError(.dataError, "plaintext truncated at byte \(offset)") }
     }
 
-    deinit { if let region { munmap(region.baseAddress, region.count) } }
+    private mutating func integer<T: FixedWidthInteger>(_: T.Type) throws -> T {
+        try need(MemoryLayout<T>.size)
+        var value: T = 0
+        try withUnsafeMutableBytes(of: &value) { try cursor.copy(offset..<offset + $0.count, into: $0) }
+        offset += MemoryLayout<T>.size
+        return T(littleEndian: value)
+    }
+
+    mutating func u8() throws -> UInt8 { try integer(UInt8.self) }
+    mutating func u16() throws -> UInt16 { try integer(UInt16.self) }
+    mutating func u32() throws -> UInt32 { try integer(UInt32.self) }
+    mutating func u64() throws -> UInt64 { try integer(UInt64.self) }
+    mutating func raw(_ n: Int) throws -> [UInt8] { try array(n, of: UInt8.self) }
+
+    mutating func array<T: BitwiseCopyable>(_ count: Int, of: T.Type) throws -> [T] {
+        let size = count * MemoryLayout<T>.stride
+        try need(size)
+        let start = offset
+        let values = try [T](unsafeUninitializedCapacity: count) { buffer, initialized in
+            try cursor.copy(start..<start + size, into: UnsafeMutableRawBufferPointer(buffer))
+            initialized = count
+        }
+        offset += size
+        return values
+    }
+
+    mutating func utf8(_ n: Int) throws -> String? {
+        String(validating: try raw(n), as: UTF8.self)
+    }
+
+    mutating func skip(columnOf rows: Int) throws -> Int {
+        _ = try u8()
+        let length = try u64()
+        guard length <= UInt64(remaining) else { throw VaultError(.dataError, "column length \(length) exceeds the plaintext") }
+        offset += Int(length)
+        return rows
+    }
 }
 
 /// A per-thread secret buffer for deep verification, reused across shards so that each

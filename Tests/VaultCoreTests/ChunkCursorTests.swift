@@ -1,0 +1,96 @@
+import Foundation
+import Testing
+import VaultCrypto
+@testable import VaultCore
+
+@Suite("A shard's plaintext read chunk by chunk")
+struct ChunkCursorTests {
+    /// A body sealed with the chunked encryption, behind a header block, as in a shard file.
+    struct SealedFile {
+        let directory = TemporaryDirectory("cursor")
+        let path: String
+        let plaintext: [UInt8]
+        let key = try! SecureBytes.random(count: 32)
+        let context = Array("cursor-test".utf8)
+        let sealed: [UInt8]
+
+        init(length: Int, seed: UInt64) throws {
+            var random = CSVBlockTests.Random(state: seed)
+            plaintext = (0..<length).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            sealed = try ChunkedEncryption.seal(plaintext, key: key, context: context)
+            path = directory.path + "/body"
+            try write(sealed)
+        }
+
+        func write(_ body: [UInt8]) throws {
+            try Data([UInt8](repeating: 0, count: ShardHeader.blockSize) + body).write(to: URL(fileURLWithPath: path))
+        }
+
+        func withCursor(_ body: (ChunkCursor) throws -> Void) throws {
+            let fd = open(path, O_RDONLY)
+            #expect(fd >= 0)
+            defer { close(fd) }
+            let opener = try sealed.withUnsafeBytes { try ChunkedOpener(key: key, context: context, header: UnsafeRawBufferPointer(rebasing: $0[0..<ChunkedEncryption.headerLength])) }
+            let layout = try ChunkedEncryption.Layout(bodyLength: sealed.count - ChunkedEncryption.headerLength)
+            try body(ChunkCursor(fd: fd, path: path, opener: opener, layout: layout))
+        }
+    }
+
+    static func read(_ cursor: ChunkCursor, _ range: Range<Int>) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0xEE, count: range.count)
+        try out.withUnsafeMutableBytes { try cursor.copy(range, into: $0) }
+        return out
+    }
+
+    @Test("any range, in any order, reads what was sealed: single bytes, chunk edges, runs longer than one read, the final short or empty chunk",
+          arguments: [0, 1, 5_000, ChunkedEncryption.chunkSize, 3 * ChunkedEncryption.chunkSize + 17, 70 * ChunkedEncryption.chunkSize + 123])
+    func rangesMatch(length: Int) throws {
+        let file = try SealedFile(length: length, seed: UInt64(length) &+ 1)
+        let size = ChunkedEncryption.chunkSize
+        try file.withCursor { cursor throws in
+            #expect(cursor.length == length)
+            var ranges: [Range<Int>] = [0..<length, 0..<0, length..<length]
+            for edge in stride(from: 0, through: length, by: size) {
+                for (a, b) in [(-1, 1), (0, size), (-3, size + 3), (0, 1), (-1, 0)] {
+                    ranges.append(max(0, edge + a)..<min(length, max(max(0, edge + a), edge + b)))
+                }
+            }
+            var random = CSVBlockTests.Random(state: UInt64(length) &* 31)
+            for _ in 0..<200 where length > 0 {
+                let start = Int(random.next() % UInt64(length))
+                let count = Int(random.next() % UInt64(min(length - start, random.pick([3, 40, size, 3 * size, 90 * size])) + 1))
+                ranges.append(start..<start + count)
+            }
+            for range in ranges {
+                #expect(try Self.read(cursor, range) == Array(file.plaintext[range]), "range \(range) of \(length)")
+            }
+        }
+    }
+
+    @Test("a changed chunk fails whichever way it is reached (in place or through the scratch chunk), names the file, and leaves nothing in the caller's buffer")
+    func tamperedChunk() throws {
+        let size = ChunkedEncryption.chunkSize
+        let file = try SealedFile(length: 10 * size + 99, seed: 5)
+        for (chunk, range) in [(4, 2 * size..<8 * size), (4, 4 * size + 10..<4 * size + 20), (10, 9 * size..<10 * size + 99), (0, 0..<1)] {
+            var body = file.sealed
+            body[ChunkedEncryption.headerLength + chunk * ChunkedEncryption.sealedChunkSize + 7] ^= 0x20
+            try file.write(body)
+            try file.withCursor { cursor throws in
+                var out = [UInt8](repeating: 0xEE, count: range.count)
+                #expect { try out.withUnsafeMutableBytes { try cursor.copy(range, into: $0) } } throws: { error in
+                    (error as? VaultError)?.code == .dataError && (error as? VaultError)?.location == file.path
+                        && (error as? VaultError)?.message.contains("chunk \(chunk)") == true
+                }
+                // What was decrypted before the failure is wiped; the rest was never written.
+                #expect(out.allSatisfy { $0 == 0 || $0 == 0xEE }, "range \(range)")
+                // Chunks before the changed one still read.
+                if chunk > 0 { #expect(try Self.read(cursor, 0..<size) == Array(file.plaintext[0..<size])) }
+            }
+        }
+        // A body cut short: the chunks past the end cannot be read.
+        try file.write(Array(file.sealed[0..<(ChunkedEncryption.headerLength + 5 * ChunkedEncryption.sealedChunkSize)]))
+        try file.withCursor { cursor throws in
+            #expect(throws: VaultError.self) { try Self.read(cursor, 4 * size..<6 * size) }
+        }
+    }
+}
