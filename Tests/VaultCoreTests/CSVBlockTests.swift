@@ -145,4 +145,27 @@ struct CSVBlockTests {
             }
         }
     }
+
+    @Test("a staging block that authenticates but ends inside a record is refused naming the staging file")
+    func corruptStagingBlock() throws {
+        let dir = TemporaryDirectory("staging")
+        let path = dir.path + "/spill-00003"
+        let key = try SecureBytes.random(count: 32)
+        // A conditions record cut after its source number: sealed like a real block.
+        let record: [UInt8] = [RecordKind.conditions.rawValue, 1, 0, 0, 0, 9]
+        let sealed = try AESGCM(key: key).seal(nonce: SpillWriter.nonce(shard: 3, counter: 0), plaintext: record)
+        var framed = CanonicalWriter()
+        framed.u32(UInt32(sealed.count))
+        try Data(framed.bytes + sealed).write(to: URL(fileURLWithPath: path))
+        #expect {
+            try SpillReader.forEachRecord(path: path, key: key, shard: 3) { _, body in try SpillCodec.skipBody(.conditions, &body) }
+        } throws: { error in
+            let error = error as? VaultError
+            return error?.code == .ioError && error?.location == path && error?.message.hasPrefix("staging file is corrupt: plaintext truncated") == true
+        }
+        // The same block under another shard's nonce fails authentication instead.
+        #expect { try SpillReader.forEachRecord(path: path, key: key, shard: 4) { _, _ in } } throws: { error in
+            (error as? VaultError)?.message.contains("failed authentication") == true
+        }
+    }
 }

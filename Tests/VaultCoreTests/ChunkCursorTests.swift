@@ -16,7 +16,11 @@ struct ChunkCursorTests {
 
         init(length: Int, seed: UInt64) throws {
             var random = CSVBlockTests.Random(state: seed)
-            plaintext = (0..<length).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            try self.init(plaintext: (0..<length).map { _ in UInt8(truncatingIfNeeded: random.next()) })
+        }
+
+        init(plaintext: [UInt8]) throws {
+            self.plaintext = plaintext
             sealed = try ChunkedEncryption.seal(plaintext, key: key, context: context)
             path = directory.path + "/body"
             try write(sealed)
@@ -91,6 +95,47 @@ struct ChunkCursorTests {
         try file.write(Array(file.sealed[0..<(ChunkedEncryption.headerLength + 5 * ChunkedEncryption.sealedChunkSize)]))
         try file.withCursor { cursor throws in
             #expect(throws: VaultError.self) { try Self.read(cursor, 4 * size..<6 * size) }
+        }
+    }
+
+    @Test("reading forward, in one range or in pieces of any size, decrypts each chunk once")
+    func eachChunkOnce() throws {
+        let size = ChunkedEncryption.chunkSize
+        let file = try SealedFile(length: 150 * size + 700, seed: 11)
+        for piece in [150 * size + 700, 1, 999, size, size + 1, 64 * size] {
+            try file.withCursor { cursor throws in
+                var start = 0
+                while start < cursor.length {
+                    let end = min(start + piece, cursor.length)
+                    #expect(try Self.read(cursor, start..<end) == Array(file.plaintext[start..<end]))
+                    start = end
+                }
+                #expect(cursor.chunksOpened == cursor.chunkCount, "pieces of \(piece) bytes")
+            }
+        }
+    }
+
+    @Test("a fixed column too short for its width, or a dictionary claiming more entries than its bytes hold, is refused in memory and when decrypted on demand")
+    func malformedColumns() throws {
+        func le32(_ v: UInt32) -> [UInt8] { withUnsafeBytes(of: v.littleEndian, Array.init) }
+        func le64(_ v: UInt64) -> [UInt8] { withUnsafeBytes(of: v.littleEndian, Array.init) }
+        func table(_ column: [UInt8]) -> [UInt8] {
+            ColumnarCodec.magic + le32(1) + [RecordKind.patients.rawValue] + le32(0) + le32(1) + column
+        }
+        let cases: [([UInt8], String)] = [
+            (table([ColumnarCodec.ColumnKind.fixed.rawValue] + le64(1) + [7]), "fixed column of 1 bytes has no width"),
+            (table([ColumnarCodec.ColumnKind.dictionary.rawValue] + le64(8) + le32(1000) + le32(0)), "dictionary column of 8 bytes claims 1000 entries"),
+        ]
+        for (plaintext, message) in cases {
+            #expect { try plaintext.withUnsafeBytes { try DecodedShard.decode($0) } } throws: { error in
+                (error as? VaultError)?.code == .dataError && (error as? VaultError)?.message == message
+            }
+            try SealedFile(plaintext: plaintext).withCursor { cursor throws in
+                var reader = DecryptingReader(cursor: cursor)
+                #expect { try DecodedShard.decode(&reader, columns: nil) } throws: { error in
+                    (error as? VaultError)?.code == .dataError && (error as? VaultError)?.message == message
+                }
+            }
         }
     }
 }

@@ -251,22 +251,34 @@ public enum WorkerServer {
         warmUpDecryption()
     }
 
-    /// The decryption path (read buffer, chunk cursor, column decoder) over an empty shard
-    /// sealed under a throwaway key, from a file in memory. The read buffer it leaves
-    /// behind is allocated but never written here, so a task's child gets fresh pages for
-    /// it, not copies of the server's.
+    /// The decryption path (read buffer, chunk cursor, column decoder) over throwaway
+    /// shard bodies sealed under a throwaway key, in a file in memory: an empty shard's
+    /// tables (partial chunks, through the scratch chunk), then three whole chunks straight
+    /// into an array. The read buffer it leaves behind has its first pages written; a
+    /// child copies those, and gets fresh pages for the rest.
     static func warmUpDecryption() {
         let fd = shardvault_memfd("shardvault-warm-up")
         guard fd >= 0 else { return }
         defer { close(fd) }
-        guard let key = try? SecureBytes.random(count: 32),
-              let sealed = try? ChunkedEncryption.seal(ShardTables().encode(), key: key, context: []),
-              writeFully(fd, [UInt8](repeating: 0, count: ShardHeader.blockSize) + sealed),
-              let opener = try? sealed.withUnsafeBytes({ try ChunkedOpener(key: key, context: [], header: UnsafeRawBufferPointer(rebasing: $0[0..<ChunkedEncryption.headerLength])) }),
-              let layout = try? ChunkedEncryption.Layout(bodyLength: sealed.count - ChunkedEncryption.headerLength) else { return }
-        var reader = DecryptingReader(cursor: ChunkCursor(fd: fd, path: "warm-up", opener: opener, layout: layout))
-        let every = Dictionary(uniqueKeysWithValues: RecordKind.allCases.map { ($0, Set(0..<16)) })
-        _ = try? DecodedShard.decode(&reader, columns: every)
+        guard let key = try? SecureBytes.random(count: 32) else { return }
+        func cursor(over plaintext: [UInt8]) -> ChunkCursor? {
+            guard let sealed = try? ChunkedEncryption.seal(plaintext, key: key, context: []), ftruncate(fd, 0) == 0,
+                  pwrite(fd, [UInt8](repeating: 0, count: ShardHeader.blockSize) + sealed, ShardHeader.blockSize + sealed.count, 0)
+                      == ShardHeader.blockSize + sealed.count,
+                  let opener = try? sealed.withUnsafeBytes({
+                      try ChunkedOpener(key: key, context: [], header: UnsafeRawBufferPointer(rebasing: $0[0..<ChunkedEncryption.headerLength]))
+                  }),
+                  let layout = try? ChunkedEncryption.Layout(bodyLength: sealed.count - ChunkedEncryption.headerLength) else { return nil }
+            return ChunkCursor(fd: fd, path: "warm-up", opener: opener, layout: layout)
+        }
+        if let tables = cursor(over: ShardTables().encode()) {
+            var reader = DecryptingReader(cursor: tables)
+            _ = try? DecodedShard.decode(&reader, columns: Dictionary(uniqueKeysWithValues: RecordKind.allCases.map { ($0, Set(0..<16)) }))
+        }
+        if let chunks = cursor(over: [UInt8](repeating: 0, count: 3 * ChunkedEncryption.chunkSize)) {
+            var reader = DecryptingReader(cursor: chunks)
+            _ = try? reader.array(3 * ChunkedEncryption.chunkSize / 8, of: Double.self)
+        }
     }
 
     static func readFully(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer) -> Int {

@@ -94,16 +94,21 @@ enum SpillReader {
             }
             counter += 1
             offset += 4 + length
-            try block.withUnsafeBytes { raw in
-                var reader = LittleEndianReader(raw)
-                while reader.remaining > 0 {
-                    let kindByte = try reader.u8()
-                    guard let kind = RecordKind(rawValue: kindByte) else { throw VaultError(.ioError, "staging file is corrupt", location: path) }
-                    let source = Int(try reader.u32())
-                    let line = Int(try reader.u64())
-                    let pseudonym = try reader.slice(16)
-                    try body(SpilledHeader(kind: kind, source: source, line: line, pseudonym: pseudonym), &reader)
+            do {
+                try block.withUnsafeBytes { raw in
+                    var reader = LittleEndianReader(raw)
+                    while reader.remaining > 0 {
+                        let kindByte = try reader.u8()
+                        guard let kind = RecordKind(rawValue: kindByte) else { throw VaultError(.ioError, "staging file is corrupt", location: path) }
+                        let source = Int(try reader.u32())
+                        let line = Int(try reader.u64())
+                        let pseudonym = try reader.slice(16)
+                        try body(SpilledHeader(kind: kind, source: source, line: line, pseudonym: pseudonym), &reader)
+                    }
                 }
+            } catch let error as VaultError where error.location == nil && error.code == .dataError {
+                // The reader's own errors ("plaintext truncated at byte N") name no file.
+                throw VaultError(.ioError, "staging file is corrupt: \(error.message)", location: path)
             }
         }
     }
@@ -124,7 +129,7 @@ extension LittleEndianReader {
 extension ShardTables {
     /// Adds a spilled patient from its body. Returns false if the patient is already present.
     mutating func addSpilledPatient(pseudonym: UnsafeRawBufferPointer, _ r: inout LittleEndianReader) throws -> Bool {
-        guard let key = PseudonymKey(pseudonym) else { throw VaultError(.ioError, "staging file is corrupt") }
+        guard let key = PseudonymKey(pseudonym) else { throw VaultError(.dataError, "a pseudonym is not 16 bytes") }
         let birth = Int32(bitPattern: try r.u32()), death = Int32(bitPattern: try r.u32())
         guard patientRow[key] == nil else {
             for _ in 0..<4 { _ = try r.lengthPrefixed() }

@@ -63,11 +63,23 @@ public enum ShardReader {
     public static func read(path: String, expected: ShardExpectation, signingKey: SecureBytes?, key: ShardKey?,
                             plaintextBuffer: SecureBytes? = nil)
         throws -> (header: ShardHeader, plaintext: SecureBytes?, plaintextLength: Int) {
+        let fd = try openShard(path)
+        defer { close(fd) }
+        return try read(fd: fd, path: path, expected: expected, signingKey: signingKey, key: key, plaintextBuffer: plaintextBuffer)
+    }
+
+    static func openShard(_ path: String) throws -> Int32 {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             throw VaultError.system(errno == ENOENT ? .dataError : .ioError, "shard missing or unreadable", path: path, errno: errno)
         }
-        defer { close(fd) }
+        return fd
+    }
+
+    /// `read` from a shard file already open on `fd`.
+    static func read(fd: Int32, path: String, expected: ShardExpectation, signingKey: SecureBytes?, key: ShardKey?,
+                     plaintextBuffer: SecureBytes? = nil)
+        throws -> (header: ShardHeader, plaintext: SecureBytes?, plaintextLength: Int) {
         let (size, block, header) = try openHeader(fd: fd, path: path, expected: expected)
         let bodyLength = size - ShardHeader.blockSize - ShardHeader.trailerSize
         let trailer = try readExactly(fd: fd, count: ShardHeader.trailerSize, offset: size - ShardHeader.trailerSize, path: path)
@@ -264,12 +276,10 @@ public enum ShardReader {
     /// columns. Chunks nobody reads are never decrypted, nor their memory touched.
     public static func decryptColumns(path: String, expected: ShardExpectation, key: ShardKey, signingKey: SecureBytes?,
                                       columns: [RecordKind: Set<Int>]) throws -> DecodedShard {
-        let (header, _, _) = try read(path: path, expected: expected, signingKey: signingKey, key: nil)
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            throw VaultError.system(errno == ENOENT ? .dataError : .ioError, "shard missing or unreadable", path: path, errno: errno)
-        }
+        // One descriptor for both passes: the bytes decrypted are those of the file hashed.
+        let fd = try openShard(path)
         defer { close(fd) }
+        let (header, _, _) = try read(fd: fd, path: path, expected: expected, signingKey: signingKey, key: nil)
         let bodyLength = expected.entry.size - ShardHeader.blockSize - ShardHeader.trailerSize
         let opener: ChunkedOpener
         let layout: ChunkedEncryption.Layout
@@ -370,6 +380,8 @@ final class ChunkCursor {
     private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: ChunkedEncryption.chunkSize, alignment: 64)
     /// The chunk held in `scratch`, or -1.
     private var cached = -1
+    /// Chunks decrypted so far (each should be once, for a reader that moves forward).
+    private(set) var chunksOpened = 0
     /// Chunks read with one `pread`.
     static let run = 64
 
@@ -389,7 +401,7 @@ final class ChunkCursor {
     }
 
     /// Copies the plaintext bytes `range` into `destination` (of the same size). On failure
-    /// nothing decrypted is left in `destination`.
+    /// `destination` is wiped whole: nothing decrypted, authenticated or not, is left in it.
     func copy(_ range: Range<Int>, into destination: UnsafeMutableRawBufferPointer) throws {
         precondition(range.lowerBound >= 0 && range.upperBound <= length && destination.count == range.count)
         let size = ChunkedEncryption.chunkSize
@@ -420,7 +432,7 @@ final class ChunkCursor {
                 }
             }
         } catch {
-            secureZero(UnsafeMutableRawBufferPointer(rebasing: destination[0..<written]))
+            secureZero(destination)
             if let error = error as? CryptoError { throw VaultError(.dataError, "decryption failed: \(error.message)", location: path) }
             throw error
         }
@@ -438,6 +450,7 @@ final class ChunkCursor {
 
     private func open(_ index: Int, base: Int, into output: UnsafeMutableRawBufferPointer) throws -> Int {
         let range = layout.range(ofChunk: UInt64(index))
+        chunksOpened += 1
         return try opener.openChunk(index: UInt64(index), sealed: UnsafeRawBufferPointer(rebasing: sealed.bytes[(range.lowerBound - base)..<(range.upperBound - base)]),
                                     isFinal: index == chunkCount - 1, into: output)
     }
@@ -481,7 +494,16 @@ struct DecryptingReader: ColumnSource {
     }
 
     mutating func utf8(_ n: Int) throws -> String? {
-        String(validating: try raw(n), as: UTF8.self)
+        try need(n)
+        let start = offset
+        let value = try withUnsafeTemporaryAllocation(byteCount: Swift.max(n, 1), alignment: 1) { buffer in
+            let bytes = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<n])
+            defer { secureZero(bytes) }
+            try cursor.copy(start..<start + n, into: bytes)
+            return String(validating: UnsafeRawBufferPointer(bytes), as: UTF8.self)
+        }
+        offset += n
+        return value
     }
 
     mutating func skip(columnOf rows: Int) throws -> Int {
