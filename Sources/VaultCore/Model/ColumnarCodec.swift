@@ -423,9 +423,6 @@ struct LittleEndianReader: ColumnSource {
     init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
     var remaining: Int { bytes.count - offset }
 
-    mutating func need(_ n: Int) throws {
-        guard n >= 0 && remaining >= n else { throw VaultError(.dataError, "plaintext truncated at byte \(offset)") }
-    }
     mutating func u8() throws -> UInt8 { try need(1); defer { offset += 1 }; return bytes[offset] }
     mutating func u16() throws -> UInt16 { try need(2); defer { offset += 2 }; return bytes.loadUnaligned(fromByteOffset: offset, as: UInt16.self).littleEndian }
     mutating func u32() throws -> UInt32 { try need(4); defer { offset += 4 }; return bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self).littleEndian }
@@ -494,6 +491,11 @@ struct LittleEndianReader: ColumnSource {
 }
 
 extension ColumnSource {
+    /// Throws unless `n` more bytes remain.
+    func need(_ n: Int) throws {
+        guard n >= 0 && remaining >= n else { throw VaultError(.dataError, "plaintext truncated at byte \(offset)") }
+    }
+
     /// Reads one column in full, checking its kind, length, rows and dictionary indices.
     mutating func column() throws -> Column {
         let kindByte = try u8()

@@ -463,10 +463,6 @@ struct DecryptingReader: ColumnSource {
     init(cursor: ChunkCursor) { self.cursor = cursor }
     var remaining: Int { cursor.length - offset }
 
-    private func need(_ n: Int) throws {
-        guard n >= 0 && remaining >= n else { throw VaultError(.dataError, "plaintext truncated at byte \(offset)") }
-    }
-
     private mutating func integer<T: FixedWidthInteger>(_: T.Type) throws -> T {
         try need(MemoryLayout<T>.size)
         var value: T = 0
