@@ -18,12 +18,16 @@ struct SplitMix64 {
 
 /// A synthetic shard plaintext of about `bytes` bytes in the real columnar encoding.
 func makePlaintext(bytes: Int, seed: UInt64) -> [UInt8] {
+    // The encoded size of a patient, from a sample of 16.
+    let perPatient = max(1, makeTables(patients: 16, seed: seed).encode().count / 16)
+    return makeTables(patients: max(1, bytes / perPatient), seed: seed).encode()
+}
+
+func makeTables(patients: Int, seed: UInt64) -> ShardTables {
     var rng = SplitMix64(state: seed)
     var tables = ShardTables()
     let codes = ["39156-5", "4548-4", "8302-2", "29463-7", "8867-4", "72514-3"]
-    var produced = 0
-    var patient = 0
-    while produced < bytes {
+    for _ in 0..<patients {
         var pseudonym = [UInt8](repeating: 0, count: 16)
         for i in 0..<16 { pseudonym[i] = UInt8(truncatingIfNeeded: rng.next()) }
         tables.addPatient(.init(pseudonym: pseudonym, birthDate: Int32(rng.next() % 30_000), deathDate: Absent.date,
@@ -33,10 +37,8 @@ func makePlaintext(bytes: Int, seed: UInt64) -> [UInt8] {
             _ = tables.add(.observation(pseudonym: pseudonym, time: Int64(r % 2_000_000_000), category: "vital-signs",
                                         code: codes[Int(r % 6)], value: Double(r % 10_000) / 100, unit: "kg", text: ""))
         }
-        produced += 400 * 36 + 60
-        patient += 1
     }
-    return tables.encode()
+    return tables
 }
 
 func parallel(_ count: Int, threads: Int, _ body: @Sendable @escaping (Int) throws -> Void) throws {
@@ -131,7 +133,7 @@ for threads in Set([1, cores]).sorted() {
         let entry = ManifestShard(index: i, file: "shard-\(i).svs", size: info.size, headerSha256: Hex.encode(info.headerSha256),
                                   bodySha256: Hex.encode(info.bodySha256), dataKeyId: Hex.encode(info.header.dataKeyId),
                                   kekVersion: 1, signingVersion: 1, records: counts[i])
-        return ShardExpectation(vaultId: vaultId, dataset: "bench", generation: 1, shardCount: shardCount, entry: entry)
+        return ShardExpectation(vaultId: vaultId, dataset: "bench", generation: 1, shardCount: shardCount, entry: entry, schemaId: ColumnarCodec.schemaId)
     }
     // Open: verify (SHA-256 of the body against the manifest and trailer, HMAC) and decrypt
     // every chunk, from the files (in the page cache), into memory.

@@ -38,7 +38,8 @@ struct AnalysisWorkerTests {
     func outputBinding() throws {
         let entry = ManifestShard(index: 3, file: "shard-00003.svs", size: 1, headerSha256: "", bodySha256: "", dataKeyId: "", kekVersion: 1,
                                   signingVersion: 1, records: RecordCounts())
-        let task = WorkerTask(job: "0011223344556677", spec: "", path: "p", vaultId: "", dataset: "d", generation: 1, shardCount: 4, entry: entry)
+        let task = WorkerTask(job: "0011223344556677", spec: "", path: "p", vaultId: "", dataset: "d", generation: 1, shardCount: 4, entry: entry,
+                              schemaId: ColumnarCodec.schemaId)
         let key = try SecureBytes.random(count: 32)
         let nonce = try SystemRandom.bytes(12)
         let output = WorkerTask.outputMagic + nonce + (try AESGCM(key: key).seal(nonce: nonce, plaintext: sample().encode(), aad: task.outputAAD))
@@ -70,7 +71,7 @@ struct AnalysisWorkerTests {
         let kek = try vault.keyring.material(dataset: "tiny", kind: .kek, version: manifest.kek.version)
         func path(_ i: Int) -> String { vault.layout.datasetDirectory("tiny") + "/" + manifest.generationDirectory + "/" + manifest.shards[i].file }
         func expected(_ i: Int) -> ShardExpectation {
-            ShardExpectation(vaultId: vault.id, dataset: "tiny", generation: manifest.generation, shardCount: 2, entry: manifest.shards[i])
+            ShardExpectation(vaultId: vault.id, dataset: "tiny", generation: manifest.generation, shardCount: 2, entry: manifest.shards[i], schemaId: manifest.schemaId)
         }
         let dek0 = try ShardReader.unwrapDEK(path: path(0), expected: expected(0), kek: kek)
         let dek1 = try ShardReader.unwrapDEK(path: path(1), expected: expected(1), kek: kek)
@@ -95,7 +96,7 @@ struct AnalysisWorkerTests {
         }
         // The task frame carries the DEK and the output key, nothing else secret.
         let task = WorkerTask(job: "0011223344556677", spec: "", path: path(1), vaultId: Hex.encode(vault.id), dataset: "tiny",
-                              generation: manifest.generation, shardCount: 2, entry: manifest.shards[1])
+                              generation: manifest.generation, shardCount: 2, entry: manifest.shards[1], schemaId: manifest.schemaId)
         let outputKey = try SecureBytes.random(count: 32)
         let frame = try task.frame(dek: dek1, outputKey: outputKey)
         let keys = Array(frame.suffix(64))
@@ -112,13 +113,14 @@ struct AnalysisWorkerTests {
         let dir = TemporaryDirectory("vault")
         let vault = try Vault.initialize(at: dir.path)
         let input = TemporaryDirectory("input")
-        _ = try SyntheaGenerator(patients: 120, seed: 9).write(to: URL(fileURLWithPath: input.path))
+        _ = try SyntheaGenerator(patients: 200, seed: 9).write(to: URL(fileURLWithPath: input.path))
         _ = try Ingestor(vault: vault).ingest(dataset: "d", format: .syntheaCSV, paths: [input.path], shards: 1, replace: false)
         let manifest = try DatasetCatalog(vault: vault).manifest("d")
         let kek = try vault.keyring.material(dataset: "d", kind: .kek, version: manifest.kek.version)
         let signing = try vault.keyring.material(dataset: "d", kind: .signing, version: manifest.shards[0].signingVersion)
         let path = vault.layout.datasetDirectory("d") + "/" + manifest.generationDirectory + "/" + manifest.shards[0].file
-        let expected = ShardExpectation(vaultId: vault.id, dataset: "d", generation: manifest.generation, shardCount: 1, entry: manifest.shards[0])
+        let expected = ShardExpectation(vaultId: vault.id, dataset: "d", generation: manifest.generation, shardCount: 1, entry: manifest.shards[0],
+                                        schemaId: manifest.schemaId)
         #expect(manifest.shards[0].size > 40 * ChunkedEncryption.sealedChunkSize, "the shard spans many chunks")
         let full = try ShardReader.decrypt(path: path, expected: expected, kek: kek, signingKey: signing)
         func same(_ a: Column, _ b: Column) -> Bool {

@@ -120,7 +120,7 @@ struct ChunkCursorTests {
         func le32(_ v: UInt32) -> [UInt8] { withUnsafeBytes(of: v.littleEndian, Array.init) }
         func le64(_ v: UInt64) -> [UInt8] { withUnsafeBytes(of: v.littleEndian, Array.init) }
         func table(_ column: [UInt8]) -> [UInt8] {
-            ColumnarCodec.magic + le32(1) + [RecordKind.patients.rawValue] + le32(0) + le32(1) + column
+            ColumnarCodec.Version.v1.magic + le32(1) + [RecordKind.patients.rawValue] + le32(0) + le32(1) + column
         }
         let cases: [([UInt8], String)] = [
             (table([ColumnarCodec.ColumnKind.fixed.rawValue] + le64(1) + [7]), "fixed column of 1 bytes has no width"),

@@ -49,7 +49,7 @@ struct IngestTests {
         for entry in manifest.shards {
             let path = vault.layout.datasetDirectory("tiny") + "/" + manifest.generationDirectory + "/" + entry.file
             let decoded = try ShardReader.decrypt(path: path, expected: ShardExpectation(vaultId: vault.id, dataset: "tiny", generation: 1,
-                                                                                        shardCount: 5, entry: entry), kek: kek)
+                                                                                        shardCount: 5, entry: entry, schemaId: ColumnarCodec.schemaId), kek: kek)
             // Each patient has exactly one condition, two observations, etc. in the same shard.
             #expect(decoded.counts.conditions == decoded.counts.patients)
             #expect(decoded.counts.observations == 2 * decoded.counts.patients)

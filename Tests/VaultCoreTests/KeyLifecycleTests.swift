@@ -172,7 +172,8 @@ struct KeyLifecycleTests {
         // A torn file with nothing saved for it is refused, never guessed at.
         let (current, _) = try lifecycle.manifest("d")
         let object = SealedObject(name: "g000001/shard-00002.svs", path: paths[2],
-                                  expected: ShardExpectation(vaultId: vault.id, dataset: "d", generation: 1, shardCount: 5, entry: current.shards[2]))
+                                  expected: ShardExpectation(vaultId: vault.id, dataset: "d", generation: 1, shardCount: 5, entry: current.shards[2],
+                                                             schemaId: current.schemaId))
         var damaged = [UInt8](try Data(contentsOf: URL(fileURLWithPath: paths[2])))
         damaged[150] ^= 1
         try Data(damaged).write(to: URL(fileURLWithPath: paths[2]))

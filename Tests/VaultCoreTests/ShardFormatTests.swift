@@ -5,19 +5,19 @@ import VaultCrypto
 
 @Suite("Shard format")
 struct ShardFormatTests {
-    static func sealSample(in dir: String, plaintext: [UInt8]) throws -> (SealedShardInfo, ShardExpectation, SecureBytes, SecureBytes) {
+    static func sealSample(in dir: String, plaintext: [UInt8], schemaId: String = ColumnarCodec.schemaId) throws -> (SealedShardInfo, ShardExpectation, SecureBytes, SecureBytes) {
         let kek = try SecureBytes.random(count: 32)
         let signing = try SecureBytes.random(count: 32)
         let vaultId = [UInt8](repeating: 7, count: 16)
         let path = dir + "/" + Manifest.shardFile(0)
         let info = try plaintext.withUnsafeBytes {
             try ShardSealer.seal(plaintext: $0, to: path, vaultId: vaultId, dataset: "ds", generation: 1, shardIndex: 0, shardCount: 1,
-                                 schemaId: ColumnarCodec.schemaId, kek: ("ds/kek", 1, kek), signing: ("ds/signing", 1, signing))
+                                 schemaId: schemaId, kek: ("ds/kek", 1, kek), signing: ("ds/signing", 1, signing))
         }
         let entry = ManifestShard(index: 0, file: Manifest.shardFile(0), size: info.size, headerSha256: Hex.encode(info.headerSha256),
                                   bodySha256: Hex.encode(info.bodySha256), dataKeyId: Hex.encode(info.header.dataKeyId),
                                   kekVersion: 1, signingVersion: 1, records: try DecodedShard.decode(plaintext.withUnsafeBytes { $0 }).counts)
-        return (info, ShardExpectation(vaultId: vaultId, dataset: "ds", generation: 1, shardCount: 1, entry: entry), kek, signing)
+        return (info, ShardExpectation(vaultId: vaultId, dataset: "ds", generation: 1, shardCount: 1, entry: entry, schemaId: schemaId), kek, signing)
     }
 
     static func samplePlaintext(patients: Int) -> [UInt8] {

@@ -99,7 +99,7 @@ public struct AnalysisJob {
                     case .thread:
                         let signing = try keyring.material(dataset: spec.dataset, kind: .signing, version: entry.signingVersion)
                         let expected = ShardExpectation(vaultId: vaultId, dataset: spec.dataset, generation: manifest.generation,
-                                                        shardCount: manifest.shardCount, entry: entry)
+                                                        shardCount: manifest.shardCount, entry: entry, schemaId: manifest.schemaId)
                         let shard = try ShardReader.decryptColumns(path: path, expected: expected, key: .kek(kek), signingKey: signing,
                                                                    columns: AnalysisEngine.columns(for: spec))
                         partials.set(i, try AnalysisEngine.evaluate(spec, shard: shard))
@@ -107,10 +107,10 @@ public struct AnalysisJob {
                         // The worker gets this shard's DEK only, unwrapped here from a header
                         // that matches the manifest; the KEK stays in this process.
                         let expected = ShardExpectation(vaultId: vaultId, dataset: spec.dataset, generation: manifest.generation,
-                                                        shardCount: manifest.shardCount, entry: entry)
+                                                        shardCount: manifest.shardCount, entry: entry, schemaId: manifest.schemaId)
                         let dek = try ShardReader.unwrapDEK(path: path, expected: expected, kek: kek)
                         let task = WorkerTask(job: id, spec: specText, path: path, vaultId: Hex.encode(vaultId), dataset: spec.dataset,
-                                              generation: manifest.generation, shardCount: manifest.shardCount, entry: entry)
+                                              generation: manifest.generation, shardCount: manifest.shardCount, entry: entry, schemaId: manifest.schemaId)
                         if server == nil { server = try WorkerProcess(executable: executable) }
                         partials.set(i, try server!.run(task, dek: dek, outputKey: outputKey))
                     }

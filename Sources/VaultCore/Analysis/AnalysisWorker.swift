@@ -70,8 +70,10 @@ public struct WorkerTask: Codable, Sendable {
     public var generation: Int
     public var shardCount: Int
     public var entry: ManifestShard
+    /// The plaintext encoding the manifest names for the dataset's shards.
+    public var schemaId: String
 
-    static let magic = Array("SVTASK2\n".utf8)
+    static let magic = Array("SVTASK3\n".utf8)
     static let outputMagic = Array("SVPART1\n".utf8)
 
     /// Additional data of a worker's sealed output: the job and the shard, so that outputs
@@ -130,7 +132,8 @@ public struct WorkerTask: Codable, Sendable {
         let outputKey = SecureBytes(copying: input[(newline + 33)..<(newline + 65)])
         let spec = try JobSpec.parse(task.spec, file: "job spec")
         guard let vaultId = Hex.decode(task.vaultId) else { throw VaultError(.usage, "bad vault id in the task") }
-        let expected = ShardExpectation(vaultId: vaultId, dataset: task.dataset, generation: task.generation, shardCount: task.shardCount, entry: task.entry)
+        let expected = ShardExpectation(vaultId: vaultId, dataset: task.dataset, generation: task.generation, shardCount: task.shardCount, entry: task.entry,
+                                         schemaId: task.schemaId)
         // No signing key here: the manifest, authenticated by the coordinator, fixes the
         // header and body digests this read checks, besides the DEK's commitment and every chunk.
         let shard = try ShardReader.decryptColumns(path: task.path, expected: expected, key: .dek(dek), signingKey: nil,
@@ -240,15 +243,32 @@ public enum WorkerServer {
             + #"{"name": "v", "observation": "0-0", "stats": ["count", "mean", "stddev", "min", "max", "p50", "p90"]}]}"#
         let task = WorkerTask(job: "0", spec: spec, path: "", vaultId: "00", dataset: "warm-up", generation: 1, shardCount: 1,
                               entry: ManifestShard(index: 0, file: "", size: 0, headerSha256: "", bodySha256: "", dataKeyId: "", kekVersion: 1,
-                                                   signingVersion: 1, records: RecordCounts()))
+                                                   signingVersion: 1, records: RecordCounts()), schemaId: ColumnarCodec.schemaId)
         _ = try? JSONDecoder().decode(WorkerTask.self, from: JSONEncoder().encode(task))
-        if let parsed = try? JobSpec.parse(spec, file: "warm-up"), let shard = try? ShardTables().encode().withUnsafeBytes({ try DecodedShard.decode($0) }) {
+        if let parsed = try? JobSpec.parse(spec, file: "warm-up"), let shard = try? warmUpTables().encode().withUnsafeBytes({ try DecodedShard.decode($0) }) {
             _ = try? AnalysisEngine.evaluate(parsed, shard: shard).encode()
         }
         let zero = SecureBytes(zeroedCount: 32)
         _ = try? AESGCM(key: zero).seal(nonce: [UInt8](repeating: 0, count: 12), plaintext: [0], aad: [])
         _ = Digest.sha256([0])
         warmUpDecryption()
+    }
+
+    /// Made-up tables whose columns take every packed encoding: runs of patients, packed
+    /// dates and times, decimals, narrow dictionaries.
+    static func warmUpTables() -> ShardTables {
+        var tables = ShardTables()
+        for p in 0..<4 {
+            let pseudonym = [UInt8](repeating: UInt8(p), count: 16)
+            tables.addPatient(.init(pseudonym: pseudonym, birthDate: Int32(p * 400), deathDate: Absent.date, sex: "F", race: "", ethnicity: "", state: ""))
+            for i in 0..<8 {
+                let time = Int64(p * 1_000_000 + i * 37)
+                _ = tables.add(.condition(pseudonym: pseudonym, start: Int64(i) * 86_400, stop: Absent.time, code: "0"))
+                _ = tables.add(.medication(pseudonym: pseudonym, start: time, stop: time + 60, code: "0"))
+                _ = tables.add(.observation(pseudonym: pseudonym, time: time, category: "", code: "0-0", value: Double(i) / 10, unit: "", text: ""))
+            }
+        }
+        return tables
     }
 
     /// The decryption path (read buffer, chunk cursor, column decoder) over throwaway
@@ -271,7 +291,7 @@ public enum WorkerServer {
                   let layout = try? ChunkedEncryption.Layout(bodyLength: sealed.count - ChunkedEncryption.headerLength) else { return nil }
             return ChunkCursor(fd: fd, path: "warm-up", opener: opener, layout: layout)
         }
-        if let tables = cursor(over: ShardTables().encode()) {
+        if let tables = cursor(over: warmUpTables().encode()) {
             var reader = DecryptingReader(cursor: tables)
             _ = try? DecodedShard.decode(&reader, columns: Dictionary(uniqueKeysWithValues: RecordKind.allCases.map { ($0, Set(0..<16)) }))
         }

@@ -74,7 +74,7 @@ extension KeyLifecycle {
             for line in try FileIO.readAll(ledger).split(separator: 0x0A) {
                 guard let entry = try? JSONDecoder().decode(ManifestShard.self, from: Data(line)), entry.index >= 0, entry.index < manifest.shardCount,
                       entry.kekVersion == kekRecord.version, entry.signingVersion == signingRecord.version else { continue }
-                let expected = ShardExpectation(vaultId: vault.id, dataset: dataset, generation: generation, shardCount: manifest.shardCount, entry: entry)
+                let expected = ShardExpectation(vaultId: vault.id, dataset: dataset, generation: generation, shardCount: manifest.shardCount, entry: entry, schemaId: manifest.schemaId)
                 let signing = try vault.keyring.material(dataset: dataset, kind: .signing, version: entry.signingVersion)
                 if (try? ShardReader.verifySignature(path: staging + "/" + entry.file, expected: expected, signingKey: signing)) != nil {
                     done[entry.index] = entry
@@ -115,7 +115,7 @@ extension KeyLifecycle {
                 let old = todo[i]
                 do {
                     let expected = ShardExpectation(vaultId: vaultId, dataset: dataset, generation: manifest.generation,
-                                                    shardCount: manifest.shardCount, entry: old)
+                                                    shardCount: manifest.shardCount, entry: old, schemaId: manifest.schemaId)
                     let oldSigning = try keyring.material(dataset: dataset, kind: .signing, version: old.signingVersion)
                     let oldKEK = try keyring.material(dataset: dataset, kind: .kek, version: old.kekVersion)
                     let (_, plaintext, length) = try ShardReader.read(path: oldDir + "/" + old.file, expected: expected, signingKey: oldSigning, kek: oldKEK)

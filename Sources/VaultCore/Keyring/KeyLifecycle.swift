@@ -208,7 +208,7 @@ public struct KeyLifecycle {
         let shardObjects = manifest.shards.map {
             SealedObject(name: manifest.generationDirectory + "/" + $0.file, path: generationDir + "/" + $0.file,
                          expected: ShardExpectation(vaultId: vault.id, dataset: dataset, generation: manifest.generation,
-                                                    shardCount: manifest.shardCount, entry: $0))
+                                                    shardCount: manifest.shardCount, entry: $0, schemaId: manifest.schemaId))
         }
         let resultsDir = AnalysisJob.resultsDirectory(vault.layout, dataset)
         let results = try self.results(dataset)

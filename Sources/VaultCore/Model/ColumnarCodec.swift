@@ -3,13 +3,40 @@ import Glibc
 #endif
 import VaultCrypto
 
-/// The `shardvault.clinical.v1` plaintext: typed columns per table, little-endian
-/// arrays (see docs/shard-format.md).
+/// The clinical plaintext of a shard: typed columns per table, little-endian arrays (see
+/// docs/shard-format.md). Version 2 packs each column into the narrowest of a few
+/// encodings; version 1 (plain arrays only) is still read.
 public enum ColumnarCodec {
-    public static let schemaId = "shardvault.clinical.v1"
-    static let magic: [UInt8] = Array("SVCOL1".utf8) + [0, 0]
+    /// The encoding ingest writes.
+    public static let schemaId = Version.v2.schemaId
+    /// The encodings a reader accepts.
+    public static let supportedSchemas = [Version.v1.schemaId, Version.v2.schemaId]
 
-    enum ColumnKind: UInt8 { case int32 = 1, int64 = 2, float64 = 3, dictionary = 4, fixed = 5 }
+    enum Version: UInt8, CaseIterable {
+        case v1 = 1, v2 = 2
+        var schemaId: String { "shardvault.clinical.v\(rawValue)" }
+        var magic: [UInt8] { Array("SVCOL\(rawValue)".utf8) + [0, 0] }
+        init?(schemaId: String) {
+            guard let version = Self.allCases.first(where: { $0.schemaId == schemaId }) else { return nil }
+            self = version
+        }
+    }
+
+    enum ColumnKind: UInt8 {
+        // Version 1 and 2.
+        case int32 = 1, int64 = 2, float64 = 3, dictionary = 4, fixed = 5
+        // Version 2 only.
+        case packedInt32 = 6, packedInt64 = 7, runsInt32 = 8, narrowDictionary = 9, decimal = 10
+
+        func allowed(in version: Version) -> Bool { version == .v2 || rawValue <= ColumnKind.fixed.rawValue }
+    }
+
+    /// Byte widths of packed values, offsets and narrow dictionary indices.
+    static let widths = [1, 2, 4]
+    /// The offset that stands for "no value" at `width` bytes: all ones.
+    static func noneOffset(width: Int) -> UInt64 { width >= 8 ? .max : (1 << UInt64(8 * width)) - 1 }
+    /// Decimal scales a `decimal` column may use: value = integer / 10^scale.
+    static let powersOfTen: [Double] = (0...9).map { (0..<$0).reduce(1.0) { r, _ in r * 10 } }
 }
 
 /// A column being built.
@@ -210,13 +237,15 @@ public struct ShardTables: Sendable {
 
     // MARK: Encoding
 
-    /// An upper bound of the encoded size, so the output never reallocates.
+    /// An upper bound of the encoded size, so the output never reallocates. Version 2
+    /// picks a packed encoding only when it is smaller than the plain one; a narrow
+    /// dictionary adds one byte (its index width).
     func encodedSizeBound() -> Int {
         var total = 8 + 4
         for kind in RecordKind.allCases {
             total += 9
             for column in columns(kind) {
-                total += 9
+                total += 9 + 1
                 switch column {
                 case .int32(let v): total += v.count * 4
                 case .int64(let v): total += v.count * 8
@@ -250,10 +279,13 @@ public struct ShardTables: Sendable {
         }
     }
 
-    /// Encodes every table. The caller wipes the returned plaintext when done.
-    public func encode() -> [UInt8] {
-        var out = LittleEndianWriter(capacity: encodedSizeBound())
-        out.raw(ColumnarCodec.magic)
+    /// Encodes every table as `schemaId` (the current version unless told otherwise). The
+    /// caller wipes the returned plaintext when done.
+    public func encode(schemaId: String = ColumnarCodec.schemaId) -> [UInt8] {
+        let version = ColumnarCodec.Version(schemaId: schemaId) ?? .v2
+        let bound = encodedSizeBound()
+        var out = LittleEndianWriter(capacity: bound)
+        out.raw(version.magic)
         out.u32(UInt32(RecordKind.allCases.count))
         let c = counts
         for kind in RecordKind.allCases {
@@ -261,10 +293,80 @@ public struct ShardTables: Sendable {
             out.u8(kind.rawValue)
             out.u32(UInt32(c[kind]))
             out.u32(UInt32(cols.count))
-            for col in cols { out.column(col) }
+            for col in cols { out.column(col, version: version) }
         }
+        assert(out.bytes.count <= bound, "the size bound must hold so the plaintext is never copied")
         return out.bytes
     }
+}
+
+/// How version 2 packs a column: the narrowest encoding that gives back every value
+/// exactly, or the plain array when none is smaller.
+enum ColumnPacking {
+    /// Integers as `base + offset × step`, offsets unsigned of `width` bytes; the all-ones
+    /// offset stands for the column's "no value" (`Int32.min` or `Int64.min`).
+    struct Frame: Equatable { var base: Int64, step: UInt64, width: Int }
+    /// Numbers as `(base + offset) / 10^scale`; the all-ones offset stands for NaN.
+    struct Decimal: Equatable { var scale: Int, base: Int64, width: Int }
+
+    static func gcd(_ a: UInt64, _ b: UInt64) -> UInt64 {
+        var (a, b) = (a, b)
+        while b != 0 { (a, b) = (b, a % b) }
+        return a
+    }
+
+    /// The frame of `values` (those equal to `none` aside), or nil when no width up to
+    /// four bytes holds their span.
+    static func frame<T: FixedWidthInteger & SignedInteger>(_ values: [T], none: T) -> Frame? {
+        var first: Int64?, low = Int64.max, high = Int64.min, step: UInt64 = 0
+        for value in values where value != none {
+            let x = Int64(value)
+            low = Swift.min(low, x)
+            high = Swift.max(high, x)
+            guard let f = first else { first = x; continue }
+            // Every value differs from the first by a multiple of the step (so from the lowest too).
+            let difference = x >= f ? UInt64(bitPattern: x) &- UInt64(bitPattern: f) : UInt64(bitPattern: f) &- UInt64(bitPattern: x)
+            if step != 1, difference % Swift.max(step, 1) != 0 || step == 0 { step = gcd(step, difference) }
+        }
+        guard first != nil else { return Frame(base: 0, step: 1, width: 1) }
+        step = Swift.max(step, 1)
+        let span = (UInt64(bitPattern: high) &- UInt64(bitPattern: low)) / step
+        guard let width = ColumnarCodec.widths.first(where: { span < ColumnarCodec.noneOffset(width: $0) }) else { return nil }
+        return Frame(base: low, step: step, width: width)
+    }
+
+    /// The smallest decimal scale (0 to 4 digits) at which every value but NaN is an
+    /// integer over 10^scale that divides back to the same bits; nil when there is none or
+    /// the integers span more than four bytes.
+    static func decimal(_ values: [Double]) -> Decimal? {
+        scales: for scale in 0...4 {
+            let power = ColumnarCodec.powersOfTen[scale]
+            var low = Int64.max, high = Int64.min
+            for value in values where !value.isNaN {
+                let scaled = (value * power).rounded()
+                guard Swift.abs(scaled) < 0x1p53 else { continue scales }
+                let integer = Int64(scaled)
+                guard (Double(integer) / power).bitPattern == value.bitPattern else { continue scales }
+                low = Swift.min(low, integer)
+                high = Swift.max(high, integer)
+            }
+            guard low <= high else { return Decimal(scale: 0, base: 0, width: 1) }
+            let span = UInt64(high - low)
+            guard let width = ColumnarCodec.widths.first(where: { span < ColumnarCodec.noneOffset(width: $0) }) else { return nil }
+            return Decimal(scale: scale, base: low, width: width)
+        }
+        return nil
+    }
+
+    /// Runs of equal values (a table's patient column, whose rows come patient by patient).
+    static func runCount(_ values: [Int32]) -> Int {
+        guard var last = values.first else { return 0 }
+        var runs = 1
+        for value in values where value != last { runs += 1; last = value }
+        return runs
+    }
+
+    static func dictionaryWidth(entries: Int) -> Int { entries <= 1 << 8 ? 1 : entries <= 1 << 16 ? 2 : 4 }
 }
 
 struct LittleEndianWriter {
@@ -280,7 +382,90 @@ struct LittleEndianWriter {
     mutating func raw(_ b: [UInt8]) { bytes.append(contentsOf: b) }
     mutating func array<T>(_ values: [T]) { values.withUnsafeBytes { bytes.append(contentsOf: $0) } }
 
-    mutating func column(_ column: ColumnBuilder) {
+    /// Appends `count` unsigned integers of `width` bytes, little-endian, `value(i)` each.
+    mutating func unsigned(count: Int, width: Int, _ value: (Int) -> UInt64) {
+        let start = bytes.count
+        bytes.append(contentsOf: repeatElement(0, count: count * width))
+        bytes.withUnsafeMutableBytes { out in
+            let out = UnsafeMutableRawBufferPointer(rebasing: out[start...])
+            switch width {
+            case 1: for i in 0..<count { out[i] = UInt8(truncatingIfNeeded: value(i)) }
+            case 2: for i in 0..<count { out.storeBytes(of: UInt16(truncatingIfNeeded: value(i)).littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
+            default: for i in 0..<count { out.storeBytes(of: UInt32(truncatingIfNeeded: value(i)).littleEndian, toByteOffset: 4 * i, as: UInt32.self) }
+            }
+        }
+    }
+
+    mutating func column(_ column: ColumnBuilder, version: ColumnarCodec.Version) {
+        typealias Kind = ColumnarCodec.ColumnKind
+        guard version == .v2 else { return plain(column) }
+        switch column {
+        case .int32(let v):
+            let frame = ColumnPacking.frame(v, none: Int32.min)
+            let runs = ColumnPacking.runCount(v)
+            let plainSize = 4 * v.count, runsSize = 4 + 8 * runs, packedSize = frame.map { 17 + v.count * $0.width } ?? .max
+            if runsSize < Swift.min(plainSize, packedSize) {
+                u8(Kind.runsInt32.rawValue); u64(UInt64(runsSize)); u32(UInt32(runs))
+                var start = 0
+                while start < v.count {
+                    var end = start + 1
+                    while end < v.count && v[end] == v[start] { end += 1 }
+                    u32(UInt32(bitPattern: v[start])); u32(UInt32(end - start))
+                    start = end
+                }
+            } else if let frame, packedSize < plainSize {
+                packed(Kind.packedInt32, v, frame, none: Int32.min)
+            } else {
+                plain(column)
+            }
+        case .int64(let v):
+            if let frame = ColumnPacking.frame(v, none: Int64.min), 17 + v.count * frame.width < 8 * v.count {
+                packed(Kind.packedInt64, v, frame, none: Int64.min)
+            } else {
+                plain(column)
+            }
+        case .float64(let v):
+            if let d = ColumnPacking.decimal(v), 10 + v.count * d.width < 8 * v.count {
+                let none = ColumnarCodec.noneOffset(width: d.width), power = ColumnarCodec.powersOfTen[d.scale]
+                u8(Kind.decimal.rawValue); u64(UInt64(10 + v.count * d.width)); u8(UInt8(d.scale)); u64(UInt64(bitPattern: d.base)); u8(UInt8(d.width))
+                unsigned(count: v.count, width: d.width) { i in
+                    v[i].isNaN ? none : UInt64(bitPattern: Int64((v[i] * power).rounded()) &- d.base)
+                }
+            } else {
+                plain(column)
+            }
+        case .dictionary(let d):
+            let width = ColumnPacking.dictionaryWidth(entries: d.count)
+            u8(Kind.narrowDictionary.rawValue)
+            u64(UInt64(d.encodedSize - 4 * d.indices.count + 1 + width * d.indices.count))
+            entries(d)
+            u8(UInt8(width))
+            unsigned(count: d.indices.count, width: width) { UInt64(d.indices[$0]) }
+        case .fixed:
+            plain(column)
+        }
+    }
+
+    private mutating func packed<T: FixedWidthInteger & SignedInteger>(_ kind: ColumnarCodec.ColumnKind, _ v: [T], _ frame: ColumnPacking.Frame, none: T) {
+        let noneOffset = ColumnarCodec.noneOffset(width: frame.width)
+        u8(kind.rawValue); u64(UInt64(17 + v.count * frame.width)); u64(UInt64(bitPattern: frame.base)); u64(frame.step); u8(UInt8(frame.width))
+        unsigned(count: v.count, width: frame.width) { i in
+            v[i] == none ? noneOffset : (UInt64(bitPattern: Int64(v[i])) &- UInt64(bitPattern: frame.base)) / frame.step
+        }
+    }
+
+    private mutating func entries(_ d: DictionaryColumn) {
+        u32(UInt32(d.count))
+        d.bytes.withUnsafeBytes { all in
+            for e in 0..<d.count {
+                u32(UInt32(d.starts[e + 1] - d.starts[e]))
+                bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: all[d.starts[e]..<d.starts[e + 1]]))
+            }
+        }
+    }
+
+    /// The version 1 encodings: plain arrays.
+    private mutating func plain(_ column: ColumnBuilder) {
         switch column {
         case .int32(let v):
             u8(ColumnarCodec.ColumnKind.int32.rawValue); u64(UInt64(v.count * 4)); array(v)
@@ -293,13 +478,7 @@ struct LittleEndianWriter {
         case .dictionary(let d):
             u8(ColumnarCodec.ColumnKind.dictionary.rawValue)
             u64(UInt64(d.encodedSize))
-            u32(UInt32(d.count))
-            d.bytes.withUnsafeBytes { all in
-                for e in 0..<d.count {
-                    u32(UInt32(d.starts[e + 1] - d.starts[e]))
-                    bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: all[d.starts[e]..<d.starts[e + 1]]))
-                }
-            }
+            entries(d)
             array(d.indices)
         }
     }
@@ -325,30 +504,52 @@ public enum Column: Sendable {
         case .skipped(let rows): return rows
         }
     }
+
+    /// Overwrites the values and drops them (a column decoded only to be checked).
+    mutating func wipe() {
+        let rows = rowCount
+        switch self {
+        case .int32(var v): self = .skipped(rows: rows); v.withUnsafeMutableBytes(secureZero)
+        case .int64(var v): self = .skipped(rows: rows); v.withUnsafeMutableBytes(secureZero)
+        case .float64(var v): self = .skipped(rows: rows); v.withUnsafeMutableBytes(secureZero)
+        case .dictionary(_, var i): self = .skipped(rows: rows); i.withUnsafeMutableBytes(secureZero)
+        case .fixed(_, var b): self = .skipped(rows: rows); secureWipe(&b)
+        case .skipped: break
+        }
+    }
 }
 
 /// The decoded tables of one shard.
 public struct DecodedShard: Sendable {
     public var tables: [RecordKind: [Column]] = [:]
     public var counts = RecordCounts()
+    /// The encoding the plaintext declared (its magic).
+    public var schemaId = ColumnarCodec.schemaId
 
-    /// Decodes and validates a `shardvault.clinical.v1` plaintext. With `columns`, only
-    /// those columns (by table, by position) are copied out; the others are checked all the
-    /// same and left as `.skipped`.
+    /// Decodes and validates a clinical plaintext. With `columns`, only those columns (by
+    /// table, by position) are copied out; the others are checked all the same and left as
+    /// `.skipped`.
     public static func decode(_ bytes: UnsafeRawBufferPointer, columns: [RecordKind: Set<Int>]? = nil) throws -> DecodedShard {
         var reader = LittleEndianReader(bytes)
         return try decode(&reader, columns: columns)
+    }
+
+    static func version<Source: ColumnSource>(_ r: inout Source) throws -> ColumnarCodec.Version {
+        let magic = try r.raw(8)
+        guard let version = ColumnarCodec.Version.allCases.first(where: { $0.magic == magic }) else {
+            throw VaultError(.dataError, "plaintext is not a shardvault.clinical encoding (bad magic)")
+        }
+        return version
     }
 
     /// Decodes a plaintext from `r`: the wanted columns are read in full and checked, the
     /// others stepped over as `r.skip(columnOf:)` does (a reader that decrypts on demand
     /// steps over them unread).
     static func decode<Source: ColumnSource>(_ r: inout Source, columns: [RecordKind: Set<Int>]?) throws -> DecodedShard {
-        guard try r.raw(8) == ColumnarCodec.magic else {
-            throw VaultError(.dataError, "plaintext is not a shardvault.clinical.v1 encoding (bad magic)")
-        }
+        let version = try version(&r)
         let tableCount = try r.u32()
         var out = DecodedShard()
+        out.schemaId = version.schemaId
         for _ in 0..<tableCount {
             let kindByte = try r.u8()
             guard let kind = RecordKind(rawValue: kindByte) else {
@@ -359,7 +560,7 @@ public struct DecodedShard: Sendable {
             var table: [Column] = []
             for index in 0..<columnCount {
                 let wanted = columns.map { $0[kind]?.contains(Int(index)) ?? false } ?? true
-                let column = wanted ? try r.column() : .skipped(rows: try r.skip(columnOf: rows))
+                let column = wanted ? try r.column(rows: rows, version: version) : .skipped(rows: try r.skip(columnOf: rows, version: version))
                 guard column.rowCount == rows else {
                     throw VaultError(.dataError, "table \(kind) column \(index) has \(column.rowCount) rows, expected \(rows)")
                 }
@@ -375,12 +576,10 @@ public struct DecodedShard: Sendable {
 
 extension DecodedShard {
     /// Checks the structure of a plaintext (magic, tables, column lengths, dictionary
-    /// indices) and returns its record counts, without copying any column.
-    public static func validate(_ bytes: UnsafeRawBufferPointer) throws -> RecordCounts {
+    /// indices, packed values) and returns its record counts and encoding, keeping no column.
+    public static func validate(_ bytes: UnsafeRawBufferPointer) throws -> (counts: RecordCounts, schemaId: String) {
         var r = LittleEndianReader(bytes)
-        guard try r.raw(8) == ColumnarCodec.magic else {
-            throw VaultError(.dataError, "plaintext is not a shardvault.clinical.v1 encoding (bad magic)")
-        }
+        let version = try version(&r)
         var counts = RecordCounts()
         let tableCount = try r.u32()
         for _ in 0..<tableCount {
@@ -389,13 +588,13 @@ extension DecodedShard {
             let rows = Int(try r.u32())
             let columnCount = try r.u32()
             for index in 0..<columnCount {
-                let n = try r.skipColumn()
+                let n = try r.skipColumn(rows: rows, version: version)
                 guard n == rows else { throw VaultError(.dataError, "table \(kind) column \(index) has \(n) rows, expected \(rows)") }
             }
             counts[kind] = rows
         }
         guard r.remaining == 0 else { throw VaultError(.dataError, "plaintext has \(r.remaining) trailing bytes") }
-        return counts
+        return (counts, version.schemaId)
     }
 }
 
@@ -412,9 +611,17 @@ protocol ColumnSource {
     mutating func array<T: BitwiseCopyable>(_ count: Int, of: T.Type) throws -> [T]
     /// The next `n` bytes as a string, or nil (having read them) when they are not UTF-8.
     mutating func utf8(_ n: Int) throws -> String?
+    /// Hands the next `n` bytes to `body` in order, in pieces of at most
+    /// `ColumnarCodec.blockSize` bytes (a multiple of 8, so no value of a packed column
+    /// straddles two pieces). Pieces that were decrypted for the call are wiped after it.
+    mutating func blocks(_ n: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws
     /// Steps over a column the caller does not want and returns its row count: checked
     /// like `column()` when the bytes are at hand, or `rows` when stepped over unread.
-    mutating func skip(columnOf rows: Int) throws -> Int
+    mutating func skip(columnOf rows: Int, version: ColumnarCodec.Version) throws -> Int
+}
+
+extension ColumnarCodec {
+    static let blockSize = 1 << 16
 }
 
 struct LittleEndianReader: ColumnSource {
@@ -435,7 +642,18 @@ struct LittleEndianReader: ColumnSource {
         return String(validating: UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + n]), as: UTF8.self)
     }
 
-    mutating func skip(columnOf rows: Int) throws -> Int { try skipColumn() }
+    mutating func blocks(_ n: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        try need(n)
+        var start = offset
+        offset += n
+        while start < offset {
+            let end = Swift.min(start + ColumnarCodec.blockSize, offset)
+            try body(UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
+            start = end
+        }
+    }
+
+    mutating func skip(columnOf rows: Int, version: ColumnarCodec.Version) throws -> Int { try skipColumn(rows: rows, version: version) }
 
     mutating func array<T: BitwiseCopyable>(_ count: Int, of: T.Type) throws -> [T] {
         let size = count * MemoryLayout<T>.stride
@@ -447,9 +665,17 @@ struct LittleEndianReader: ColumnSource {
         }
     }
 
-    /// Walks over a column, checking it as `column()` does, and returns its row count.
-    mutating func skipColumn() throws -> Int {
+    /// Walks over a column, checking it as `column()` does, and returns its row count. A
+    /// packed column (version 2) is decoded to be checked, then wiped.
+    mutating func skipColumn(rows: Int, version: ColumnarCodec.Version) throws -> Int {
+        let start = offset
         let kindByte = try u8()
+        if let kind = ColumnarCodec.ColumnKind(rawValue: kindByte), kind.rawValue > ColumnarCodec.ColumnKind.fixed.rawValue {
+            offset = start
+            var column = try column(rows: rows, version: version)
+            defer { column.wipe() }
+            return column.rowCount
+        }
         let length = try u64()
         guard length <= UInt64(remaining) else { throw VaultError(.dataError, "column length \(length) exceeds the plaintext") }
         let n = Int(length)
@@ -463,6 +689,7 @@ struct LittleEndianReader: ColumnSource {
             guard n % 8 == 0 else { throw VaultError(.dataError, "column length \(n) is not a multiple of 8") }
             return n / 8
         case .fixed?:
+            guard n >= 2 else { throw VaultError(.dataError, "fixed column of \(n) bytes has no width") }
             let width = Int(try u16())
             guard width > 0, (n - 2) % width == 0 else { throw VaultError(.dataError, "fixed column of width \(width) has \(n - 2) bytes") }
             return (n - 2) / width
@@ -483,11 +710,10 @@ struct LittleEndianReader: ColumnSource {
             for i in 0..<rows { maxIndex = max(maxIndex, bytes.loadUnaligned(fromByteOffset: offset + 4 * i, as: UInt32.self).littleEndian) }
             guard rows == 0 || Int(maxIndex) < count else { throw VaultError(.dataError, "dictionary index out of range") }
             return rows
-        case nil:
+        default:
             throw VaultError(.dataError, "unknown column kind \(kindByte)")
         }
     }
-
 }
 
 extension ColumnSource {
@@ -496,45 +722,195 @@ extension ColumnSource {
         guard n >= 0 && remaining >= n else { throw VaultError(.dataError, "plaintext truncated at byte \(offset)") }
     }
 
-    /// Reads one column in full, checking its kind, length, rows and dictionary indices.
-    mutating func column() throws -> Column {
+    /// Reads one column in full, checking its kind (against the plaintext's version),
+    /// length, rows, dictionary indices and packed values.
+    mutating func column(rows: Int, version: ColumnarCodec.Version) throws -> Column {
         let kindByte = try u8()
         let length = try u64()
         guard length <= UInt64(remaining) else { throw VaultError(.dataError, "column length \(length) exceeds the plaintext") }
         let n = Int(length)
         let end = offset + n
-        switch ColumnarCodec.ColumnKind(rawValue: kindByte) {
-        case .int32?:
+        guard let kind = ColumnarCodec.ColumnKind(rawValue: kindByte) else { throw VaultError(.dataError, "unknown column kind \(kindByte)") }
+        guard kind.allowed(in: version) else { throw VaultError(.dataError, "column kind \(kindByte) is not part of \(version.schemaId)") }
+        switch kind {
+        case .int32:
             guard n % 4 == 0 else { throw VaultError(.dataError, "int32 column length \(n) is not a multiple of 4") }
             return .int32(try array(n / 4, of: Int32.self))
-        case .int64?:
+        case .int64:
             guard n % 8 == 0 else { throw VaultError(.dataError, "int64 column length \(n) is not a multiple of 8") }
             return .int64(try array(n / 8, of: Int64.self))
-        case .float64?:
+        case .float64:
             guard n % 8 == 0 else { throw VaultError(.dataError, "float64 column length \(n) is not a multiple of 8") }
             return .float64(try array(n / 8, of: Double.self))
-        case .fixed?:
+        case .fixed:
             guard n >= 2 else { throw VaultError(.dataError, "fixed column of \(n) bytes has no width") }
             let width = Int(try u16())
             let data = try raw(n - 2)
             guard width > 0, data.count % width == 0 else { throw VaultError(.dataError, "fixed column of width \(width) has \(data.count) bytes") }
             return .fixed(width: width, bytes: data)
-        case .dictionary?:
-            let count = Int(try u32())
-            guard count <= n / 4 else { throw VaultError(.dataError, "dictionary column of \(n) bytes claims \(count) entries") }
-            var entries: [String] = []
-            entries.reserveCapacity(count)
-            for _ in 0..<count {
-                guard let entry = try utf8(Int(try u32())) else { throw VaultError(.dataError, "dictionary entry is not UTF-8") }
-                entries.append(entry)
-            }
+        case .dictionary:
+            let entries = try dictionaryEntries(n)
             let rest = end - offset
             guard rest >= 0, rest % 4 == 0 else { throw VaultError(.dataError, "dictionary column has a bad length") }
             let indices = try array(rest / 4, of: UInt32.self)
-            guard indices.allSatisfy({ Int($0) < count }) else { throw VaultError(.dataError, "dictionary index out of range") }
+            guard indices.allSatisfy({ Int($0) < entries.count }) else { throw VaultError(.dataError, "dictionary index out of range") }
             return .dictionary(entries: entries, indices: indices)
-        case nil:
-            throw VaultError(.dataError, "unknown column kind \(kindByte)")
+        case .narrowDictionary:
+            let entries = try dictionaryEntries(n)
+            let width = Int(try u8())
+            try packedLength(end - offset, width: width, header: 0, rows: rows, what: "dictionary")
+            var largest: UInt64 = 0
+            let indices: [UInt32] = try unpack(rows: rows, width: width, none: nil, largest: &largest) { UInt32(truncatingIfNeeded: $0) }
+            guard rows == 0 || largest < UInt64(entries.count) else {
+                var indices = indices
+                indices.withUnsafeMutableBytes(secureZero)
+                throw VaultError(.dataError, "dictionary index out of range")
+            }
+            return .dictionary(entries: entries, indices: indices)
+        case .packedInt32:
+            return .int32(try packed(n, rows: rows, none: Int32.min))
+        case .packedInt64:
+            return .int64(try packed(n, rows: rows, none: Int64.min))
+        case .runsInt32:
+            return .int32(try runs(n, rows: rows))
+        case .decimal:
+            return .float64(try decimal(n, rows: rows))
         }
     }
+
+    /// A dictionary's entry count and entries, checked as UTF-8.
+    private mutating func dictionaryEntries(_ n: Int) throws -> [String] {
+        let count = Int(try u32())
+        guard count <= n / 4 else { throw VaultError(.dataError, "dictionary column of \(n) bytes claims \(count) entries") }
+        var entries: [String] = []
+        entries.reserveCapacity(count)
+        for _ in 0..<count {
+            guard let entry = try utf8(Int(try u32())) else { throw VaultError(.dataError, "dictionary entry is not UTF-8") }
+            entries.append(entry)
+        }
+        return entries
+    }
+
+    /// Checks a packed column's width and that its `n` bytes are `header` plus one value of
+    /// `width` bytes per row.
+    private func packedLength(_ n: Int, width: Int, header: Int, rows: Int, what: String) throws {
+        guard ColumnarCodec.widths.contains(width) else { throw VaultError(.dataError, "packed \(what) column has a width of \(width) bytes") }
+        guard n - header == rows * width else {
+            throw VaultError(.dataError, "packed \(what) column of \(n) bytes does not hold \(rows) values of \(width) bytes")
+        }
+    }
+
+    /// Integers stored as `base + offset × step` (`ColumnPacking.Frame`).
+    private mutating func packed<T: FixedWidthInteger & SignedInteger>(_ n: Int, rows: Int, none: T) throws -> [T] {
+        guard n >= 17 else { throw VaultError(.dataError, "packed integer column of \(n) bytes has no frame") }
+        let base = Int64(bitPattern: try u64()), step = try u64(), width = Int(try u8())
+        try packedLength(n, width: width, header: 17, rows: rows, what: "integer")
+        guard step >= 1 else { throw VaultError(.dataError, "packed integer column has a step of 0") }
+        guard base >= Int64(T.min) && base <= Int64(T.max) else { throw VaultError(.dataError, "packed integer column's base \(base) is out of range") }
+        // The largest offset whose value stays in range.
+        let limit = (UInt64(bitPattern: Int64(T.max)) &- UInt64(bitPattern: base)) / step
+        let noneOffset = ColumnarCodec.noneOffset(width: width)
+        let unsignedBase = UInt64(bitPattern: base)
+        var largest: UInt64 = 0
+        var values: [T] = try unpack(rows: rows, width: width, none: noneOffset, largest: &largest) { offset in
+            offset == noneOffset ? none : T(truncatingIfNeeded: Int64(bitPattern: unsignedBase &+ offset &* step))
+        }
+        guard largest <= limit else {
+            values.withUnsafeMutableBytes(secureZero)
+            throw VaultError(.dataError, "packed integer column holds a value out of range")
+        }
+        return values
+    }
+
+    /// Numbers stored as `(base + offset) / 10^scale` (`ColumnPacking.Decimal`).
+    private mutating func decimal(_ n: Int, rows: Int) throws -> [Double] {
+        guard n >= 10 else { throw VaultError(.dataError, "decimal column of \(n) bytes has no frame") }
+        let scale = Int(try u8()), base = Int64(bitPattern: try u64()), width = Int(try u8())
+        try packedLength(n, width: width, header: 10, rows: rows, what: "decimal")
+        guard scale < ColumnarCodec.powersOfTen.count else { throw VaultError(.dataError, "decimal column has a scale of \(scale)") }
+        let limit = UInt64(bitPattern: Int64.max) &- UInt64(bitPattern: base)
+        let power = ColumnarCodec.powersOfTen[scale], noneOffset = ColumnarCodec.noneOffset(width: width)
+        let unsignedBase = UInt64(bitPattern: base)
+        var largest: UInt64 = 0
+        var values: [Double] = try unpack(rows: rows, width: width, none: noneOffset, largest: &largest) { offset in
+            offset == noneOffset ? .nan : Double(Int64(bitPattern: unsignedBase &+ offset)) / power
+        }
+        guard largest <= limit else {
+            values.withUnsafeMutableBytes(secureZero)
+            throw VaultError(.dataError, "decimal column holds a value out of range")
+        }
+        return values
+    }
+
+    /// An int32 column as runs of one value (`u32` run count, then value and length per run).
+    private mutating func runs(_ n: Int, rows: Int) throws -> [Int32] {
+        guard n >= 4 else { throw VaultError(.dataError, "run column of \(n) bytes has no run count") }
+        let count = Int(try u32())
+        guard n - 4 == 8 * count, count <= rows else {
+            throw VaultError(.dataError, "run column of \(n) bytes does not hold \(count) runs over \(rows) rows")
+        }
+        return try [Int32](unsafeUninitializedCapacity: rows) { buffer, initialized in
+            var filled = 0
+            do {
+                try blocks(8 * count) { pairs in
+                    for pair in 0..<pairs.count / 8 {
+                        let value = Int32(bitPattern: UInt32(littleEndian: pairs.loadUnaligned(fromByteOffset: 8 * pair, as: UInt32.self)))
+                        let length = Int(UInt32(littleEndian: pairs.loadUnaligned(fromByteOffset: 8 * pair + 4, as: UInt32.self)))
+                        guard length >= 1, length <= rows - filled else {
+                            throw VaultError(.dataError, "run column's runs do not add up to \(rows) rows")
+                        }
+                        buffer.baseAddress!.advanced(by: filled).initialize(repeating: value, count: length)
+                        filled += length
+                    }
+                }
+                guard filled == rows else { throw VaultError(.dataError, "run column's runs do not add up to \(rows) rows") }
+            } catch {
+                secureZero(UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[0..<(filled * 4)]))
+                throw error
+            }
+            initialized = rows
+        }
+    }
+
+    /// Reads `rows` unsigned little-endian integers of `width` bytes and maps each to a
+    /// value; `largest` is the largest one read other than `none`. On failure the values
+    /// written so far are wiped.
+    private mutating func unpack<T>(rows: Int, width: Int, none: UInt64?, largest: inout UInt64, _ map: (UInt64) -> T) throws -> [T] {
+        var top: UInt64 = 0
+        let values = try [T](unsafeUninitializedCapacity: rows) { buffer, initialized in
+            var row = 0
+            do {
+                try blocks(rows * width) { bytes in
+                    let target = buffer.baseAddress! + row
+                    let count = bytes.count / width
+                    let skip = none ?? .max
+                    switch width {
+                    case 1: top = Swift.max(top, unpackBlock(bytes, UInt8.self, count, skip, target, map))
+                    case 2: top = Swift.max(top, unpackBlock(bytes, UInt16.self, count, skip, target, map))
+                    default: top = Swift.max(top, unpackBlock(bytes, UInt32.self, count, skip, target, map))
+                    }
+                    row += count
+                }
+            } catch {
+                secureZero(UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[0..<(row * MemoryLayout<T>.stride)]))
+                throw error
+            }
+            initialized = rows
+        }
+        largest = top
+        return values
+    }
+}
+
+/// One block of packed values, unpacked into `target`; returns the largest value other than `skip`.
+@inline(__always)
+private func unpackBlock<U: FixedWidthInteger & UnsignedInteger, T>(_ bytes: UnsafeRawBufferPointer, _: U.Type, _ count: Int, _ skip: UInt64,
+                                                                   _ target: UnsafeMutablePointer<T>, _ map: (UInt64) -> T) -> UInt64 {
+    var largest: UInt64 = 0
+    for i in 0..<count {
+        let value = UInt64(U(littleEndian: bytes.loadUnaligned(fromByteOffset: i * MemoryLayout<U>.size, as: U.self)))
+        largest = value == skip ? largest : Swift.max(largest, value)
+        (target + i).initialize(to: map(value))
+    }
+    return largest
 }

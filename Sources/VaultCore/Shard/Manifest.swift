@@ -134,7 +134,7 @@ public enum ManifestFile {
               manifest.kek.id == Keyring.keyId(dataset, .kek), manifest.partition.id == Keyring.keyId(dataset, .partition) else {
             throw bad("names keys that are not this dataset's")
         }
-        guard manifest.schemaId == ColumnarCodec.schemaId else { throw bad("has unknown schema '\(manifest.schemaId)'") }
+        guard ColumnarCodec.supportedSchemas.contains(manifest.schemaId) else { throw bad("has unknown schema '\(manifest.schemaId)'") }
         guard manifest.generation >= 1, (1...65_535).contains(manifest.shardCount), manifest.shards.count == manifest.shardCount else {
             throw bad("has an impossible generation or shard count")
         }

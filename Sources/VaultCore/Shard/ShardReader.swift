@@ -15,7 +15,7 @@ public struct ShardExpectation: Sendable {
     public var schemaId: String
 
     public init(vaultId: [UInt8], dataset: String, generation: Int, shardCount: Int, entry: ManifestShard,
-                schemaId: String = ColumnarCodec.schemaId) {
+                schemaId: String) {
         self.vaultId = vaultId
         self.dataset = dataset
         self.generation = generation
@@ -258,6 +258,7 @@ public enum ShardReader {
         guard let plaintext else { throw VaultError(.software, "no plaintext", location: path) }
         do {
             let decoded = try plaintext.withUnsafeBytes { try DecodedShard.decode(UnsafeRawBufferPointer(rebasing: $0[0..<length])) }
+            try checkSchema(decoded.schemaId, expected: expected, path: path)
             guard decoded.counts == expected.entry.records else {
                 throw VaultError(.dataError, "decrypted record counts differ from the manifest", location: path)
             }
@@ -300,6 +301,7 @@ public enum ShardReader {
         var reader = DecryptingReader(cursor: cursor)
         do {
             let decoded = try DecodedShard.decode(&reader, columns: columns)
+            try checkSchema(decoded.schemaId, expected: expected, path: path)
             guard decoded.counts == expected.entry.records else {
                 throw VaultError(.dataError, "decrypted record counts differ from the manifest", location: path)
             }
@@ -318,12 +320,20 @@ public enum ShardReader {
         guard let plaintext else { throw VaultError(.software, "no plaintext", location: path) }
         defer { plaintext.withUnsafeMutableBytes { secureZero(UnsafeMutableRawBufferPointer(rebasing: $0[0..<length])) } }
         do {
-            let counts = try plaintext.withUnsafeBytes { try DecodedShard.validate(UnsafeRawBufferPointer(rebasing: $0[0..<length])) }
+            let (counts, schemaId) = try plaintext.withUnsafeBytes { try DecodedShard.validate(UnsafeRawBufferPointer(rebasing: $0[0..<length])) }
+            try checkSchema(schemaId, expected: expected, path: path)
             guard counts == expected.entry.records else {
                 throw VaultError(.dataError, "decrypted record counts differ from the manifest", location: path)
             }
         } catch let error as VaultError where error.location == nil {
             throw VaultError(.dataError, error.message, location: path)
+        }
+    }
+
+    /// The plaintext's own encoding (its magic) must be the one its header names.
+    static func checkSchema(_ schemaId: String, expected: ShardExpectation, path: String) throws {
+        guard schemaId == expected.schemaId else {
+            throw VaultError(.dataError, "plaintext is encoded as \(schemaId) but the header names \(expected.schemaId)", location: path)
         }
     }
 
@@ -502,7 +512,23 @@ struct DecryptingReader: ColumnSource {
         return value
     }
 
-    mutating func skip(columnOf rows: Int) throws -> Int {
+    mutating func blocks(_ n: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        try need(n)
+        let block = ReadBuffer.current(capacity: ColumnarCodec.blockSize).bytes
+        var used = 0
+        defer { secureZero(UnsafeMutableRawBufferPointer(rebasing: block[0..<used])) }
+        let end = offset + n
+        while offset < end {
+            let take = Swift.min(ColumnarCodec.blockSize, end - offset)
+            used = Swift.max(used, take)
+            let piece = UnsafeMutableRawBufferPointer(rebasing: block[0..<take])
+            try cursor.copy(offset..<offset + take, into: piece)
+            offset += take
+            try body(UnsafeRawBufferPointer(piece))
+        }
+    }
+
+    mutating func skip(columnOf rows: Int, version: ColumnarCodec.Version) throws -> Int {
         _ = try u8()
         let length = try u64()
         guard length <= UInt64(remaining) else { throw VaultError(.dataError, "column length \(length) exceeds the plaintext") }

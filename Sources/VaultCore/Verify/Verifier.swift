@@ -103,7 +103,7 @@ public struct Verifier {
                 let entry = manifest.shards[i]
                 let path = generationDir + "/" + entry.file
                 let expected = ShardExpectation(vaultId: vaultId, dataset: dataset, generation: manifest.generation,
-                                                shardCount: manifest.shardCount, entry: entry)
+                                                shardCount: manifest.shardCount, entry: entry, schemaId: manifest.schemaId)
                 do {
                     let signingKey = try keyring.material(dataset: dataset, kind: .signing, version: entry.signingVersion)
                     if deep {
