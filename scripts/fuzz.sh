@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes every parser of untrusted input with libFuzzer (Fuzz/, VaultCore's FuzzTargets):
 # job specs, policy files, shard headers, manifests, audit entries, checkpoint notes,
-# Synthea CSV, FHIR resources (NDJSON lines) and FHIR Bundles. Seeds: Fuzz/corpus plus
+# Synthea CSV, FHIR resources (NDJSON lines), FHIR Bundles and shard plaintexts (the
+# column decoder). Seeds: Fuzz/corpus plus
 # files from a throw-away vault of generated patients. Prints executions and crashes per
 # target; a crashing input is saved as Fuzz/artifacts/<target>-crash-*.
 # Usage: scripts/fuzz.sh [SECONDS_PER_TARGET (default 60)] [TARGET ...]
@@ -11,7 +12,7 @@ scripts/setup.sh
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(job-spec policy shard-header manifest audit-entry checkpoint csv fhir-resource fhir-bundle)
+[ ${#targets[@]} -gt 0 ] || targets=(job-spec policy shard-header manifest audit-entry checkpoint csv fhir-resource fhir-bundle plaintext)
 
 swift build --package-path Fuzz --scratch-path .build-fuzz -Xswiftc -sanitize=fuzzer -Xswiftc -use-ld=lld >&2
 fuzzer=".build-fuzz/debug/shardvault-fuzz"

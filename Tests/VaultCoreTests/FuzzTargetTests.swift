@@ -29,7 +29,7 @@ struct FuzzTargetTests {
         var state: UInt64 = 0x5EED
         func next() -> UInt64 { state = state &* 6364136223846793005 &+ 1442695040888963407; return state >> 33 }
         var inputs = Self.inputs(name)
-        #expect(!inputs.isEmpty || !["job-spec", "policy", "fhir-resource", "fhir-bundle"].contains(name), "no seeds for \(name)")
+        #expect(!inputs.isEmpty || !["job-spec", "policy", "fhir-resource", "fhir-bundle", "plaintext"].contains(name), "no seeds for \(name)")
         for seed in inputs where !seed.isEmpty {
             for _ in 0..<50 {
                 var m = seed

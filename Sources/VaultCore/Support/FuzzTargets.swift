@@ -9,7 +9,8 @@ let fuzzScratchFolder = NSTemporaryDirectory() + "/shardvault-fuzz-scratch-\(get
 /// takes arbitrary bytes and must return or throw, never crash, hang or trap. Errors are the
 /// expected outcome and are discarded.
 public enum FuzzTargets {
-    public static let names = ["job-spec", "policy", "shard-header", "manifest", "audit-entry", "checkpoint", "csv", "fhir-resource", "fhir-bundle"]
+    public static let names = ["job-spec", "policy", "shard-header", "manifest", "audit-entry", "checkpoint", "csv", "fhir-resource", "fhir-bundle",
+                                    "plaintext"]
 
     /// State reused across runs of one process (a fuzzer calls `run` millions of times).
     final class Scratch: @unchecked Sendable {
@@ -61,6 +62,10 @@ public enum FuzzTargets {
             while (try? csv.next()) == true {
                 for i in 0..<csv.fields.count { _ = csv.string(i) }
             }
+        case "plaintext":
+            // A shard's decrypted plaintext: the column decoder, in full and checking only.
+            _ = try? DecodedShard.decode(data)
+            _ = try? DecodedShard.validate(data)
         case "fhir-resource", "fhir-bundle":
             guard (try? scratch.tape.parse(data)) != nil else { return }
             let root = scratch.tape.root
