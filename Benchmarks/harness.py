@@ -150,6 +150,13 @@ roles:
 """
 
 
+def default_shards(input_bytes):
+    """The shard count ingest picks for this much input (Ingestor.defaultShardCount): the
+    named pipes the compressed path reads have no size for ingest to see."""
+    per_shard = 384 << 20
+    return max(4, min(4096, (input_bytes + per_shard - 1) // per_shard))
+
+
 def scale(args, work, patients, progress=lambda out: None):
     """One dataset size; `progress(out)` is called with the figures so far after each step."""
     sv = f"{args.bin}/shardvault"
@@ -194,7 +201,7 @@ def scale(args, work, patients, progress=lambda out: None):
                 writers.append(subprocess.Popen(f"exec zstd -q -d -c {part}/{table}.csv.zst > {pipes}/{table}.csv", shell=True))
             folders.append(pipes)
         wall, rss, text = run([sv, "ingest", "--vault", vault, "--dataset", "bench", "--format", "synthea-csv", "--json",
-                               "--shards", str(max(1, patients // 2000))] + folders)
+                               "--shards", str(default_shards(out["csvBytes"]))] + folders)
         for writer in writers:
             writer.wait()
         shutil.rmtree(f"{work}/pipes")

@@ -36,7 +36,7 @@ struct Ingest: ParsableCommand {
     @OptionGroup var purpose: PurposeOption
     @Option(help: "Dataset name (a-z, 0-9, '.', '_', '-').") var dataset: String
     @Option(help: "Input format: synthea-csv, fhir-ndjson or fhir-bundle.") var format: String
-    @Option(help: "Number of shards (default: at least 4, one per 128 MiB of input).") var shards: Int?
+    @Option(help: "Number of shards (default: at least 4, one per 384 MiB of input).") var shards: Int?
     @Flag(help: "Replace an existing dataset with a new generation.") var replace = false
     @Argument(help: "Input files or folders.") var paths: [String]
 

@@ -242,21 +242,31 @@ struct AnalyzeCLITests {
             }
             return out
         }
-        // Two tasks whose frames hold recognisable keys but name no shard: each child reads
-        // its frame, fails and says why; the server reports each child's exit.
+        // Tasks whose frames hold recognisable keys but no task the server can use (an old
+        // magic, a header that is not a task, one that names no shard): each child reads the
+        // keys, fails and says why; the server reports each child's exit and reads the next
+        // task where it starts.
         let keys = (0..<64).map { UInt8(0xA0 ^ $0) }
-        for round in 0..<2 {
-            let frame = Array("SVTASK2\n{\"round\": \(round)}\n".utf8) + keys
-            try toWorker.write(contentsOf: Data([UInt8(ascii: "T")] + le32(frame.count) + frame))
+        let spec = #"{"dataset": "d", "purpose": "HRESCH", "measures": [{"name": "n", "count": "patients"}]}"#
+        let entry = #"{"index": 0, "file": "shard-00000.svs", "size": 1, "headerSha256": "", "bodySha256": "", "dataKeyId": "k", "#
+            + #""kekVersion": 1, "signingVersion": 1, "records": \#(String(decoding: try JSONEncoder().encode(RecordCounts()), as: UTF8.self))}"#
+        let task = #"{"job": "00", "spec": \#(String(decoding: try JSONEncoder().encode(spec), as: UTF8.self)), "path": "/nonexistent/shard-00000.svs", "#
+            + #""vaultId": "00", "dataset": "d", "generation": 1, "shardCount": 1, "entry": \#(entry), "schemaId": "shardvault.clinical.v2"}"#
+        let headers = ["SVTASK2\n{\"round\": 0}\n", "SVTASK4\n{\"round\": 1}\n", "SVTASK4\n\(task)\n"]
+        for (round, header) in headers.enumerated() {
+            let frame = Array(header.utf8)
+            try toWorker.write(contentsOf: Data([UInt8(ascii: "T")] + le32(frame.count) + frame + keys))
             let kind = try read(1)
             #expect(kind == [UInt8(ascii: "E")], "round \(round): \(kind)")
             let status = try read(1)
             let length = try read(4)
             let count = length.enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
             let message = String(decoding: try read(count), as: UTF8.self)
-            #expect(status == [64] && !message.isEmpty, "\(status) \(message)")
+            let want: UInt8 = round == 2 ? 65 : 64
+            #expect(status == [want] && !message.isEmpty, "round \(round): \(status) \(message)")
+            #expect(round != 2 || message.contains("/nonexistent/shard-00000.svs"), "\(message)")
             let done = try read(5)
-            #expect(done.first == UInt8(ascii: "D") && done.count == 5 && done[2] == 64, "the child's wait status: \(done)")
+            #expect(done.first == UInt8(ascii: "D") && done.count == 5 && done[2] == want, "the child's wait status: \(done)")
         }
         // One thread only, so that fork() leaves no lock held in a child.
         let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(process.processIdentifier)/task")

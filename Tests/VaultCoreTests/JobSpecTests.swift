@@ -114,4 +114,13 @@ struct JobSpecTests {
         #expect(mapped == expected)
         #expect(Demographics.stateNames.count == 56 && Set(Demographics.stateNames.map(\.code)).count == 56)
     }
+
+    @Test("group keys are trimmed as Foundation trims whitespace: spaces, tabs and other space separators at either end, nothing else")
+    func demographicsTrim() {
+        let samples = ["", " ", "\t\t", "white", " white", "white ", "\twhite\u{00A0}", "\u{3000}Tokyo\u{2003}", "two  words", " \nnewline\n ",
+                       "e\u{0301} ", " \u{0301}", "\u{200B}zero width\u{200B}", "a\u{00A0}b", "\u{1680}ogham"]
+        for raw in samples {
+            #expect(Demographics.trim(raw) == raw.trimmingCharacters(in: .whitespaces), "\(raw.unicodeScalars.map { String($0.value, radix: 16) })")
+        }
+    }
 }

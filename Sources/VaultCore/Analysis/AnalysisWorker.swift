@@ -58,9 +58,10 @@ extension PartialAggregate {
 }
 
 /// One task for a worker process, sent on its standard input (never in argv, the
-/// environment or a file): a JSON header line, then the shard's data key (DEK, unwrapped by
-/// the coordinator: the worker never holds the dataset's KEK nor its signing key) and the
-/// job's output key.
+/// environment or a file): a JSON header line, which holds nothing secret and is read by
+/// the fork server, then the shard's data key (DEK, unwrapped by the coordinator: the
+/// worker never holds the dataset's KEK nor its signing key) and the job's output key,
+/// which only the task's child reads.
 public struct WorkerTask: Codable, Sendable {
     public var job: String
     public var spec: String
@@ -73,75 +74,85 @@ public struct WorkerTask: Codable, Sendable {
     /// The plaintext encoding the manifest names for the dataset's shards.
     public var schemaId: String
 
-    static let magic = Array("SVTASK3\n".utf8)
+    static let magic = Array("SVTASK4\n".utf8)
     static let outputMagic = Array("SVPART1\n".utf8)
 
     /// Additional data of a worker's sealed output: the job and the shard, so that outputs
     /// cannot be swapped between tasks or jobs.
     var outputAAD: [UInt8] { Array("shardvault/partial/v1\n\(job)\n\(entry.index)".utf8) }
 
-    func frame(dek: SecureBytes, outputKey: SecureBytes) throws -> [UInt8] {
+    /// The header: magic, the task as one line of JSON. Nothing secret.
+    func header() throws -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        var out = Self.magic + [UInt8](try encoder.encode(self)) + [0x0A]
+        return Self.magic + [UInt8](try encoder.encode(self)) + [0x0A]
+    }
+
+    /// The whole frame: the header, then the DEK and the output key (32 bytes each).
+    func frame(dek: SecureBytes, outputKey: SecureBytes) throws -> [UInt8] {
+        var out = try header()
         guard dek.count == 32, outputKey.count == 32 else { throw VaultError(.software, "task keys must be 32 bytes") }
         dek.withUnsafeBytes { out.append(contentsOf: $0) }
         outputKey.withUnsafeBytes { out.append(contentsOf: $0) }
         return out
     }
 
-    /// The largest task frame a worker reads (the spec text is most of it).
-    static let maximumFrame = 1 << 20
+    /// Bytes of the keys that end a frame.
+    static let keysLength = 64
+    /// The largest task header a worker reads (the spec text is most of it).
+    static let maximumHeader = 1 << 20
 
     /// Hardens the worker process (no core dumps, not dumpable, no new privileges); done
-    /// before the frame with its keys is read.
+    /// before anything is read.
     public static func hardenWorker() throws {
         guard shardvault_harden_process() == 0 else {
             throw VaultError(.software, "cannot harden the worker process: \(String(cString: strerror(errno)))")
         }
     }
 
-    /// Reads exactly `count` bytes of a task frame from `fd` into one buffer allocated up
-    /// front (so no copy of the keys is left behind by a reallocation); the caller wipes it.
-    static func readFrame(fd: Int32, count: Int) throws -> [UInt8] {
-        guard count > 0, count <= maximumFrame else { throw VaultError(.usage, "task frame of \(count) bytes (at most \(maximumFrame))") }
-        var buffer = [UInt8](repeating: 0, count: count)
-        let n = buffer.withUnsafeMutableBytes { WorkerServer.readFully(fd, $0) }
-        guard n == count else {
-            secureWipe(&buffer)
-            throw VaultError(.usage, "the task frame ended after \(max(n, 0)) of \(count) bytes")
-        }
-        return buffer
+    /// A task whose header has been read and checked, ready for its keys: what the fork
+    /// server works out before it forks, so that no child parses JSON or a spec.
+    struct Prepared {
+        let task: WorkerTask
+        let spec: JobSpec
+        let expected: ShardExpectation
+        let columns: [RecordKind: Set<Int>]
     }
 
-    /// The worker's side: hardens the process, reads the frame, verifies and decrypts the
-    /// shard, computes the partial aggregates and returns them sealed under the output key.
-    /// The plaintext and the keys never leave this process.
-    public static func runWorker(input: inout [UInt8]) throws -> [UInt8] {
-        defer { secureWipe(&input) }
-        try hardenWorker()
-        guard input.count > magic.count + 64, Array(input.prefix(magic.count)) == magic,
-              let newline = input[magic.count...].firstIndex(of: 0x0A), input.count - (newline + 1) == 64 else {
+    /// Checks a task header (magic, JSON line, spec). `cache` keeps the last spec parsed:
+    /// every task of a job carries the same one.
+    static func prepare(header: [UInt8], cache: inout (text: String, spec: JobSpec)?) throws -> Prepared {
+        guard header.count > magic.count, Array(header.prefix(magic.count)) == magic, header.last == 0x0A,
+              header[magic.count..<(header.count - 1)].firstIndex(of: 0x0A) == nil else {
             throw VaultError(.usage, "the worker expects a task frame on standard input")
         }
         let task: WorkerTask
-        do { task = try JSONDecoder().decode(WorkerTask.self, from: Data(input[magic.count..<newline])) } catch {
+        do { task = try JSONDecoder().decode(WorkerTask.self, from: Data(header[magic.count..<(header.count - 1)])) } catch {
             throw VaultError(.usage, "the task frame's header is not a task")
         }
-        let dek = SecureBytes(copying: input[(newline + 1)..<(newline + 33)])
-        let outputKey = SecureBytes(copying: input[(newline + 33)..<(newline + 65)])
-        let spec = try JobSpec.parse(task.spec, file: "job spec")
+        let spec: JobSpec
+        if let cache, cache.text == task.spec { spec = cache.spec } else {
+            spec = try JobSpec.parse(task.spec, file: "job spec")
+            cache = (task.spec, spec)
+        }
         guard let vaultId = Hex.decode(task.vaultId) else { throw VaultError(.usage, "bad vault id in the task") }
         let expected = ShardExpectation(vaultId: vaultId, dataset: task.dataset, generation: task.generation, shardCount: task.shardCount, entry: task.entry,
-                                         schemaId: task.schemaId)
+                                        schemaId: task.schemaId)
+        return Prepared(task: task, spec: spec, expected: expected, columns: AnalysisEngine.columns(for: spec))
+    }
+
+    /// The worker's side, in the task's child: verifies and decrypts the shard, computes the
+    /// partial aggregates and returns them sealed under the output key. The plaintext and
+    /// the keys never leave this process.
+    static func run(_ prepared: Prepared, dek: SecureBytes, outputKey: SecureBytes) throws -> [UInt8] {
         // No signing key here: the manifest, authenticated by the coordinator, fixes the
         // header and body digests this read checks, besides the DEK's commitment and every chunk.
-        let shard = try ShardReader.decryptColumns(path: task.path, expected: expected, key: .dek(dek), signingKey: nil,
-                                                   columns: AnalysisEngine.columns(for: spec))
-        var partial = try AnalysisEngine.evaluate(spec, shard: shard).encode()
+        let shard = try ShardReader.decryptColumns(path: prepared.task.path, expected: prepared.expected, key: .dek(dek), signingKey: nil,
+                                                   columns: prepared.columns)
+        var partial = try AnalysisEngine.evaluate(prepared.spec, shard: shard).encode()
         defer { secureWipe(&partial) }
         let nonce = try SystemRandom.bytes(12)
-        return outputMagic + nonce + (try AESGCM(key: outputKey).seal(nonce: nonce, plaintext: partial, aad: task.outputAAD))
+        return outputMagic + nonce + (try AESGCM(key: outputKey).seal(nonce: nonce, plaintext: partial, aad: prepared.task.outputAAD))
     }
 
     /// Opens a worker's output.
@@ -162,14 +173,17 @@ public struct WorkerTask: Codable, Sendable {
 
 /// The worker side of `shardvault worker`: a fork server. It hardens itself, warms up
 /// (so that each task skips process start-up: loading, linking, runtime caches), then
-/// forks one child per task. The child alone reads the task frame with its keys,
-/// processes the one shard, answers and exits; the server never sees a key, a plaintext
-/// byte or a result, and nothing a task held outlives its process.
+/// forks one child per task. The server reads and checks each task's header, which holds
+/// nothing secret (the shard, its manifest entry, the spec), so that a child starts with
+/// the task decoded and the spec parsed; the child alone reads the keys, processes the one
+/// shard, answers and exits. The server never sees a key, a plaintext byte or a result,
+/// and nothing a task held outlives its process.
 ///
-/// On standard input, from the coordinator: `T` then a 4-byte little-endian length and
-/// the task frame (read by the child), or `Q` to stop. On standard output: the child's
-/// record, `R` + length + sealed output, or `E` + exit status + length + message, then the
-/// server's `D` + the child's 4-byte wait status once it has exited.
+/// On standard input, from the coordinator: `T`, a 4-byte little-endian length and the
+/// task header (read by the server), then the 64 bytes of keys (read by the child); or `Q`
+/// to stop. On standard output: the child's record, `R` + length + sealed output, or `E` +
+/// exit status + length + message, then the server's `D` + the child's 4-byte wait status
+/// once it has exited.
 public enum WorkerServer {
     static let task = UInt8(ascii: "T"), quit = UInt8(ascii: "Q")
     static let result = UInt8(ascii: "R"), failure = UInt8(ascii: "E"), done = UInt8(ascii: "D")
@@ -180,6 +194,7 @@ public enum WorkerServer {
         try WorkerTask.hardenWorker()
         warmUp()
         var command: UInt8 = 0
+        var specCache: (text: String, spec: JobSpec)?
         while true {
             let n = withUnsafeMutableBytes(of: &command) { readFully(input, $0) }
             guard n == 1 else { throw VaultError(.usage, "the worker expects task frames on standard input") }
@@ -188,12 +203,28 @@ public enum WorkerServer {
             case task: break
             default: throw VaultError(.usage, "the worker expects task frames on standard input (unknown command \(command))")
             }
+            var length: UInt32 = 0
+            guard withUnsafeMutableBytes(of: &length, { readFully(input, $0) }) == 4 else {
+                throw VaultError(.usage, "the worker expects task frames on standard input")
+            }
+            let count = Int(UInt32(littleEndian: length))
+            guard count > 0, count <= WorkerTask.maximumHeader else {
+                throw VaultError(.usage, "task header of \(count) bytes (at most \(WorkerTask.maximumHeader))")
+            }
+            var header = [UInt8](repeating: 0, count: count)
+            guard header.withUnsafeMutableBytes({ readFully(input, $0) }) == count else {
+                throw VaultError(.usage, "the task header ended early")
+            }
+            // A header that does not check still gets its child, which reads the keys off
+            // the pipe (so that the next task starts where it should) and says what is wrong.
+            let prepared = Result { try WorkerTask.prepare(header: header, cache: &specCache) }
+                .mapError { $0 as? VaultError ?? VaultError(.usage, "\($0)") }
             // fork() copies only the calling thread: with any other thread alive, a lock it
             // held would stay held in the child. Refuse rather than risk it.
             guard threadCount() == 1 else { throw VaultError(.software, "the worker has more than one thread; it cannot fork safely") }
             let pid = shardvault_fork()
             guard pid >= 0 else { throw VaultError.system(.software, "cannot fork a task process", path: "worker", errno: errno) }
-            if pid == 0 { _exit(runChild(input: input, output: output)) }
+            if pid == 0 { _exit(runChild(prepared, input: input, output: output)) }
             var status: Int32 = 0
             while waitpid(pid, &status, 0) < 0 {
                 guard errno == EINTR else { throw VaultError.system(.software, "cannot wait for a task process", path: "worker", errno: errno) }
@@ -204,18 +235,17 @@ public enum WorkerServer {
         }
     }
 
-    /// One task, in the forked child: read the frame, run it, write one record. Returns the
-    /// exit status.
-    static func runChild(input: Int32, output: Int32) -> Int32 {
+    /// One task, in the forked child: read the keys straight into locked memory, run the
+    /// task, write one record. Returns the exit status.
+    static func runChild(_ prepared: Result<WorkerTask.Prepared, VaultError>, input: Int32, output: Int32) -> Int32 {
         var record: [UInt8]
         var status: Int32 = 0
         do {
-            var length: UInt32 = 0
-            guard withUnsafeMutableBytes(of: &length, { readFully(input, $0) }) == 4 else {
-                throw VaultError(.usage, "the worker expects task frames on standard input")
-            }
-            var frame = try WorkerTask.readFrame(fd: input, count: Int(UInt32(littleEndian: length)))
-            let sealed = try WorkerTask.runWorker(input: &frame)
+            try WorkerTask.hardenWorker()
+            let dek = SecureBytes(zeroedCount: 32), outputKey = SecureBytes(zeroedCount: 32)
+            let read = dek.withUnsafeMutableBytes { readFully(input, $0) } + outputKey.withUnsafeMutableBytes { readFully(input, $0) }
+            guard read == WorkerTask.keysLength else { throw VaultError(.usage, "the task frame ended before its keys") }
+            let sealed = try WorkerTask.run(try prepared.get(), dek: dek, outputKey: outputKey)
             record = [result] + lengthPrefix(sealed.count) + sealed
         } catch {
             let vaultError = error as? VaultError ?? VaultError(.software, "\(error)")
@@ -244,8 +274,9 @@ public enum WorkerServer {
         let task = WorkerTask(job: "0", spec: spec, path: "", vaultId: "00", dataset: "warm-up", generation: 1, shardCount: 1,
                               entry: ManifestShard(index: 0, file: "", size: 0, headerSha256: "", bodySha256: "", dataKeyId: "", kekVersion: 1,
                                                    signingVersion: 1, records: RecordCounts()), schemaId: ColumnarCodec.schemaId)
-        _ = try? JSONDecoder().decode(WorkerTask.self, from: JSONEncoder().encode(task))
-        if let parsed = try? JobSpec.parse(spec, file: "warm-up"), let shard = try? warmUpTables().encode().withUnsafeBytes({ try DecodedShard.decode($0) }) {
+        var cache: (text: String, spec: JobSpec)?
+        _ = try? task.header().withUnsafeBufferPointer { try WorkerTask.prepare(header: Array($0), cache: &cache) }
+        if let parsed = cache?.spec, let shard = try? warmUpTables().encode().withUnsafeBytes({ try DecodedShard.decode($0) }) {
             _ = try? AnalysisEngine.evaluate(parsed, shard: shard).encode()
         }
         let zero = SecureBytes(zeroedCount: 32)
@@ -260,7 +291,8 @@ public enum WorkerServer {
         var tables = ShardTables()
         for p in 0..<4 {
             let pseudonym = [UInt8](repeating: UInt8(p), count: 16)
-            tables.addPatient(.init(pseudonym: pseudonym, birthDate: Int32(p * 400), deathDate: Absent.date, sex: "F", race: "", ethnicity: "", state: ""))
+            tables.addPatient(.init(pseudonym: pseudonym, birthDate: Int32(p * 400), deathDate: Absent.date, sex: "F", race: "white", ethnicity: p == 0 ? "" : " nonhispanic ",
+                                            state: p == 1 ? "Atlantis" : "Massachusetts"))
             for i in 0..<8 {
                 let time = Int64(p * 1_000_000 + i * 37)
                 _ = tables.add(.condition(pseudonym: pseudonym, start: Int64(i) * 86_400, stop: Absent.time, code: "0"))
@@ -367,7 +399,7 @@ final class WorkerProcess {
         let out = toWorker.fileDescriptor, back = fromWorker.fileDescriptor
         // Written straight from the frame buffer (wiped above), with no intermediate copy.
         // A failed write means the worker went away; its answer (or its absence) says why.
-        if WorkerServer.writeFully(out, [WorkerServer.task] + WorkerServer.lengthPrefix(frame.count)) {
+        if WorkerServer.writeFully(out, [WorkerServer.task] + WorkerServer.lengthPrefix(frame.count - WorkerTask.keysLength)) {
             _ = frame.withUnsafeBytes { WorkerServer.writeFully(out, $0) }
         }
         func gone() -> VaultError { VaultError(.software, "the worker process for \(task.path) ended unexpectedly") }

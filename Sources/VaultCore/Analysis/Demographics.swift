@@ -14,9 +14,20 @@ enum Demographics {
     static func state(_ raw: String) -> String { lookup(raw, states) }
 
     private static func lookup(_ raw: String, _ table: [String: String]) -> String {
-        let trimmed = raw.trimmingCharacters(in: .whitespaces)
+        let trimmed = trim(raw)
         if trimmed.isEmpty { return unknown }
         return table[trimmed.lowercased()] ?? trimmed
+    }
+
+    /// `raw` without leading and trailing spaces and tabs (Unicode space separators, and the
+    /// zero-width space), as Foundation's `trimmingCharacters(in: .whitespaces)` on Linux,
+    /// without its NSString path.
+    static func trim(_ raw: String) -> String {
+        func space(_ c: Unicode.Scalar) -> Bool { c == "\t" || c == "\u{200B}" || c.properties.generalCategory == .spaceSeparator }
+        let scalars = raw.unicodeScalars
+        guard let first = scalars.firstIndex(where: { !space($0) }), let last = scalars.lastIndex(where: { !space($0) }) else { return "" }
+        if first == scalars.startIndex && last == scalars.index(before: scalars.endIndex) { return raw }
+        return String(scalars[first...last])
     }
 
     private static let races: [String: String] = {

@@ -31,9 +31,15 @@ public struct Ingestor {
 
     public init(vault: Vault) { self.vault = vault }
 
-    /// Default shard count: at least 4, and one per 128 MiB of input.
+    /// Input bytes per shard by default: 384 MiB of Synthea CSV seal to about 20 MB, which
+    /// bounds what one analysis task holds, while keeping the tasks (one process each with
+    /// `--isolation process`) few enough that starting them costs little. See
+    /// docs/performance.md.
+    public static let defaultInputBytesPerShard = 384 << 20
+
+    /// Default shard count: at least 4, and one per 384 MiB of input.
     public static func defaultShardCount(inputBytes: Int) -> Int {
-        max(4, min(4096, (inputBytes + (128 << 20) - 1) / (128 << 20)))
+        max(4, min(4096, (inputBytes + defaultInputBytesPerShard - 1) / defaultInputBytesPerShard))
     }
 
     public func ingest(dataset: String, format: InputFormat, paths: [String], shards requestedShards: Int?, replace: Bool,
