@@ -316,7 +316,8 @@ def main():
     report = json.load(open(path)) if args.merge and os.path.exists(path) else {}
     report["machine"], report["command"] = machine(), args.command
     report["runs"] = (report.get("runs", []) if args.merge else []) + [{"date": report["machine"]["date"], "command": args.command,
-                                                                         "sections": args.only, "scales": args.scales}]
+                                                                         "sections": args.only, "scales": args.scales,
+                                                                         "cpu": report["machine"]["cpu"]}]
 
     def save():
         with open(path, "w") as out:

@@ -93,8 +93,10 @@ lines = [
     "",
     "Reproduce every figure with `Benchmarks/run.sh` (about an hour on 2 cores; see the",
     "script for its arguments). This page comes from: "
-    + "; ".join(f"`{run['command']}` on {run['date']}" for run in report.get("runs", [{"command": report["command"], "date": machine["date"]}]))
-    + ". Every figure is measured in the same run as its reference, because the machine is shared and",
+    + "; ".join(f"`{run['command']}` on {run['date']}" + (f" ({run['cpu']})" if run.get("cpu") else "")
+                for run in report.get("runs", [{"command": report["command"], "date": machine["date"]}]))
+    + " (the machine above is the latest run's; a section not run then keeps its figures from the run that made them).",
+    "Every figure is measured in the same run as its reference, because the machine is shared and",
     "absolute times alone mean little. The whole report is `docs/benchmarks.json`; what each",
     "operation must do at the least, the profiles, and why some targets are missed are in",
     "`docs/performance.md`.",

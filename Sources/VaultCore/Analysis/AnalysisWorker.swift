@@ -235,8 +235,8 @@ public enum WorkerServer {
         }
     }
 
-    /// One task, in the forked child: read the keys straight into locked memory, run the
-    /// task, write one record. Returns the exit status.
+    /// One task, in the forked child: read the keys straight into `SecureBytes` (wiped when
+    /// released), run the task, write one record. Returns the exit status.
     static func runChild(_ prepared: Result<WorkerTask.Prepared, VaultError>, input: Int32, output: Int32) -> Int32 {
         var record: [UInt8]
         var status: Int32 = 0
@@ -275,7 +275,7 @@ public enum WorkerServer {
                               entry: ManifestShard(index: 0, file: "", size: 0, headerSha256: "", bodySha256: "", dataKeyId: "", kekVersion: 1,
                                                    signingVersion: 1, records: RecordCounts()), schemaId: ColumnarCodec.schemaId)
         var cache: (text: String, spec: JobSpec)?
-        _ = try? task.header().withUnsafeBufferPointer { try WorkerTask.prepare(header: Array($0), cache: &cache) }
+        _ = try? WorkerTask.prepare(header: task.header(), cache: &cache)
         if let parsed = cache?.spec, let shard = try? warmUpTables().encode().withUnsafeBytes({ try DecodedShard.decode($0) }) {
             _ = try? AnalysisEngine.evaluate(parsed, shard: shard).encode()
         }
