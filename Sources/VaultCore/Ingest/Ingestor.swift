@@ -32,8 +32,8 @@ public struct Ingestor {
     public init(vault: Vault) { self.vault = vault }
 
     /// Input bytes per shard by default: 384 MiB of Synthea CSV seal to about 20 MB, which
-    /// bounds what one analysis task holds, while keeping the tasks (one process each with
-    /// `--isolation process`) few enough that starting them costs little. See
+    /// bounds what one analysis task holds, while keeping down the number of tasks (one
+    /// process each with `--isolation process`, each paying for fresh memory). See
     /// docs/performance.md.
     public static let defaultInputBytesPerShard = 384 << 20
 
