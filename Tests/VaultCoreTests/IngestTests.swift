@@ -355,4 +355,19 @@ struct IngestTests {
         try Data(original).write(to: URL(fileURLWithPath: path))
         #expect(try Vault.open(at: vaultDir.path).keyring.material(dataset: "a", kind: .kek, version: 1).count == 32)
     }
+
+    @Test("default shard count: at least 4, one per 384 MiB of input, at most 4,096; the benchmark harness, which feeds ingest through pipes of no size, uses the same rule")
+    func defaultShardCount() throws {
+        let perShard = Ingestor.defaultInputBytesPerShard
+        #expect(perShard == 384 << 20)
+        #expect(Ingestor.defaultShardCount(inputBytes: 0) == 4)
+        #expect(Ingestor.defaultShardCount(inputBytes: 4 * perShard) == 4)
+        #expect(Ingestor.defaultShardCount(inputBytes: 10 * perShard + 1) == 11)
+        #expect(Ingestor.defaultShardCount(inputBytes: 1 << 50) == 4096)
+        let harness = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Benchmarks/harness.py")
+        let text = try String(contentsOf: harness, encoding: .utf8)
+        #expect(text.contains("per_shard = \(perShard >> 20) << 20") && text.contains("max(4, min(4096,"),
+                "Benchmarks/harness.py's default_shards no longer matches Ingestor.defaultShardCount")
+    }
 }
