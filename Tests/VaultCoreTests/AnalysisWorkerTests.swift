@@ -124,7 +124,7 @@ struct AnalysisWorkerTests {
         #expect(manifest.shards[0].size > 40 * ChunkedEncryption.sealedChunkSize, "the shard spans many chunks")
         let full = try ShardReader.decrypt(path: path, expected: expected, kek: kek, signingKey: signing)
         func same(_ a: Column, _ b: Column) -> Bool {
-            switch (a, b) {
+            switch (a.widened(), b.widened()) {
             case (.int32(let x), .int32(let y)): return x == y
             case (.int64(let x), .int64(let y)): return x == y
             case (.float64(let x), .float64(let y)): return x.map(\.bitPattern) == y.map(\.bitPattern)

@@ -12,8 +12,9 @@ struct ColumnPackingTests {
     static func le64(_ v: UInt64) -> [UInt8] { withUnsafeBytes(of: v.littleEndian, Array.init) }
 
     /// Equal values; floats bit for bit, any NaN equal to any NaN.
+    /// Same values, compact forms compared as the columns they widen to.
     static func same(_ a: Column, _ b: Column) -> Bool {
-        switch (a, b) {
+        switch (a.widened(), b.widened()) {
         case (.int32(let x), .int32(let y)): return x == y
         case (.int64(let x), .int64(let y)): return x == y
         case (.float64(let x), .float64(let y)):
@@ -83,12 +84,12 @@ struct ColumnPackingTests {
         return tables
     }
 
-    static func decodeBoth(_ plaintext: [UInt8]) throws -> (DecodedShard, DecodedShard) {
-        let inMemory = try plaintext.withUnsafeBytes { try DecodedShard.decode($0) }
+    static func decodeBoth(_ plaintext: [UInt8], compact: Bool = false) throws -> (DecodedShard, DecodedShard) {
+        let inMemory = try plaintext.withUnsafeBytes { try DecodedShard.decode($0, compact: compact) }
         var onDemand: DecodedShard?
         try ChunkCursorTests.SealedFile(plaintext: plaintext).withCursor { cursor throws in
             var reader = DecryptingReader(cursor: cursor)
-            onDemand = try DecodedShard.decode(&reader, columns: nil)
+            onDemand = try DecodedShard.decode(&reader, columns: nil, compact: compact)
         }
         return (inMemory, onDemand!)
     }
@@ -121,6 +122,26 @@ struct ColumnPackingTests {
         #expect(kinds[.medications]?[2] == (oddValues ? Kind.int64 : Kind.packedInt64).rawValue)
         #expect(kinds[.conditions]?[1] == Kind.packedInt64.rawValue)
         #expect(kinds[.patients]?[0] == Kind.fixed.rawValue)
+
+        // Compact: runs, narrow indices and decimals stay as stored and widen to the same values.
+        for compact in [try Self.decodeBoth(packed, compact: true).0, try Self.decodeBoth(packed, compact: true).1] {
+            #expect(Self.sameTables(reference, compact))
+            let observations = try #require(compact.tables[.observations])
+            if case .runs(let values, let ends) = observations[0] {
+                #expect(!interleaved && values.count == ends.count && ends.last == tables.counts.observations)
+            } else {
+                #expect(interleaved, "the patient column was widened")
+            }
+            guard case .packedDictionary(_, let indices) = observations[3] else { Issue.record("codes were widened"); continue }
+            #expect(indices.width == 1 && indices.count == tables.counts.observations)
+            if case .packedDecimal(let scale, _, let values) = observations[4] {
+                #expect(!oddValues && scale == 1 && values.count == tables.counts.observations)
+            } else {
+                #expect(oddValues, "the values were widened")
+            }
+            // Version 1 has no compact forms: decoding it compact changes nothing.
+            #expect(Self.sameTables(reference, try plain.withUnsafeBytes { try DecodedShard.decode($0, compact: true) }))
+        }
     }
 
     @Test("frames: the all-ones offset is kept for 'no value', whole days pack by their step, and a span too wide for four bytes is refused")
@@ -253,11 +274,13 @@ struct ColumnPackingTests {
         ]
         for (plaintext, message) in cases {
             func expected(_ error: any Error) -> Bool { (error as? VaultError)?.code == .dataError && (error as? VaultError)?.message == message }
-            #expect { try plaintext.withUnsafeBytes { try DecodedShard.decode($0) } } throws: { expected($0) }
             #expect { try plaintext.withUnsafeBytes { try DecodedShard.validate($0) } } throws: { expected($0) }
-            try ChunkCursorTests.SealedFile(plaintext: plaintext).withCursor { cursor throws in
-                var reader = DecryptingReader(cursor: cursor)
-                #expect { try DecodedShard.decode(&reader, columns: nil) } throws: { expected($0) }
+            for compact in [false, true] {
+                #expect { try plaintext.withUnsafeBytes { try DecodedShard.decode($0, compact: compact) } } throws: { expected($0) }
+                try ChunkCursorTests.SealedFile(plaintext: plaintext).withCursor { cursor throws in
+                    var reader = DecryptingReader(cursor: cursor)
+                    #expect { try DecodedShard.decode(&reader, columns: nil, compact: compact) } throws: { expected($0) }
+                }
             }
         }
     }

@@ -33,21 +33,23 @@ public enum AnalysisEngine {
         var race: (entries: [String], indices: [UInt32])
         var ethnicity: (entries: [String], indices: [UInt32])
         var state: (entries: [String], indices: [UInt32])
-        var conditionPatient: [Int32], conditionCode: (entries: [String], indices: [UInt32])
-        var medicationPatient: [Int32], medicationCode: (entries: [String], indices: [UInt32])
-        var observationPatient: [Int32], observationCode: (entries: [String], indices: [UInt32]), observationValue: [Double]
+        var conditionPatients = PatientRuns(), conditionCode = CodeColumn()
+        var medicationPatients = PatientRuns(), medicationCode = CodeColumn()
+        var observationPatients = PatientRuns(), observationCode = CodeColumn(), observationValue = ValueColumn.wide([])
 
-        /// Reads the columns `AnalysisEngine.columns(for:)` names for `spec`; tables the
-        /// spec does not use are left empty.
+        /// Reads the columns `AnalysisEngine.columns(for:)` names for `spec`, compact or
+        /// widened; tables the spec does not use are left empty. Every clinical row must
+        /// name one of the shard's patients.
         init(_ shard: DecodedShard, spec: JobSpec) throws {
             let used = AnalysisEngine.columns(for: spec)
             func table(_ kind: RecordKind) -> [Column] { used[kind] == nil ? [] : shard.tables[kind] ?? [] }
+            func column(_ c: [Column], _ i: Int) -> Column { i < c.count ? c[i] : .skipped(rows: 0) }
             func int32(_ c: [Column], _ i: Int) throws -> [Int32] {
-                guard i < c.count, case .int32(let v) = c[i] else { throw VaultError(.dataError, "shard plaintext lacks an int32 column \(i)") }
+                guard case .int32(let v) = column(c, i).widened() else { throw VaultError(.dataError, "shard plaintext lacks an int32 column \(i)") }
                 return v
             }
             func dict(_ c: [Column], _ i: Int) throws -> (entries: [String], indices: [UInt32]) {
-                guard i < c.count, case .dictionary(let e, let x) = c[i] else { throw VaultError(.dataError, "shard plaintext lacks a dictionary column \(i)") }
+                guard case .dictionary(let e, let x) = column(c, i).widened() else { throw VaultError(.dataError, "shard plaintext lacks a dictionary column \(i)") }
                 return (e, x)
             }
             let p = table(.patients)
@@ -62,18 +64,29 @@ public enum AnalysisEngine {
             state = try dict(p, 6)
             state.entries = state.entries.map(Demographics.state)
             pseudonymCount = birth.count
+            let n = pseudonymCount
             let c = table(.conditions)
-            conditionPatient = c.isEmpty ? [] : try int32(c, 0)
-            conditionCode = c.isEmpty ? ([], []) : try dict(c, 3)
+            if !c.isEmpty {
+                conditionPatients = try PatientRuns(column(c, 0), patients: n, table: "condition")
+                conditionCode = try CodeColumn(column(c, 3), table: "condition")
+            }
             let m = table(.medications)
-            medicationPatient = m.isEmpty ? [] : try int32(m, 0)
-            medicationCode = m.isEmpty ? ([], []) : try dict(m, 3)
+            if !m.isEmpty {
+                medicationPatients = try PatientRuns(column(m, 0), patients: n, table: "medication")
+                medicationCode = try CodeColumn(column(m, 3), table: "medication")
+            }
             let o = table(.observations)
-            observationPatient = o.isEmpty ? [] : try int32(o, 0)
-            observationCode = o.isEmpty ? ([], []) : try dict(o, 3)
-            if o.isEmpty { observationValue = [] } else {
-                guard o.count > 4, case .float64(let v) = o[4] else { throw VaultError(.dataError, "shard plaintext lacks the observation values") }
-                observationValue = v
+            if !o.isEmpty {
+                observationPatients = try PatientRuns(column(o, 0), patients: n, table: "observation")
+                observationCode = try CodeColumn(column(o, 3), table: "observation")
+                observationValue = try ValueColumn(column(o, 4))
+            }
+            // The loops read codes and values at the rows the runs name, unchecked.
+            for (what, patients, codes, values) in [("condition", conditionPatients, conditionCode, nil), ("medication", medicationPatients, medicationCode, nil),
+                                                    ("observation", observationPatients, observationCode, observationValue.count)] {
+                guard patients.rowCount == codes.count, values == nil || values == codes.count else {
+                    throw VaultError(.dataError, "the \(what) table's columns differ in length")
+                }
             }
         }
     }
@@ -123,30 +136,32 @@ public enum AnalysisEngine {
                 if alive == dead { inCohort[i] = false; continue }
             }
         }
-        func having(_ patients: [Int32], _ codes: (entries: [String], indices: [UInt32]), _ wanted: [String]) -> [Bool] {
-            let wantedSet = Set(wanted)
-            let match = codes.entries.map { wantedSet.contains($0) }
-            var has = [Bool](repeating: false, count: n)
-            for (row, p) in patients.enumerated() where match[Int(codes.indices[row])] { has[Int(p)] = true }
-            return has
-        }
         if let codes = spec.cohort.conditions {
-            let has = having(t.conditionPatient, t.conditionCode, codes)
+            let has = having(t.conditionPatients, t.conditionCode, codes, among: inCohort)
             for i in 0..<n where !has[i] { inCohort[i] = false }
         }
         if let codes = spec.cohort.medications {
-            let has = having(t.medicationPatient, t.medicationCode, codes)
+            let has = having(t.medicationPatients, t.medicationCode, codes, among: inCohort)
             for i in 0..<n where !has[i] { inCohort[i] = false }
         }
         for filter in spec.cohort.observations {
             var has = [Bool](repeating: false, count: n)
             let match = t.observationCode.entries.map { $0 == filter.code }
-            for (row, p) in t.observationPatient.enumerated() where match[Int(t.observationCode.indices[row])] {
-                let v = t.observationValue[row]
-                guard v.isFinite else { continue }
-                if let lo = filter.min, v < lo { continue }
-                if let hi = filter.max, v > hi { continue }
-                has[Int(p)] = true
+            if match.contains(true) {
+                let width = t.observationCode.width
+                t.observationCode.withIndices { codes in
+                    t.observationPatients.forEachRun { p, rows in
+                        guard inCohort[p] else { return }
+                        for row in rows where match[Int(PackedIntegers.load(codes, width: width, at: row))] {
+                            let v = t.observationValue[row]
+                            guard v.isFinite else { continue }
+                            if let lo = filter.min, v < lo { continue }
+                            if let hi = filter.max, v > hi { continue }
+                            has[p] = true
+                            break
+                        }
+                    }
+                }
             }
             for i in 0..<n where !has[i] { inCohort[i] = false }
         }
@@ -155,8 +170,10 @@ public enum AnalysisEngine {
             if case .observation(_, let code, _) = m { return code }
             return nil
         }
-        var partial = PartialAggregate(observationMeasures: observationMeasures.count)
-        var keyOf = [[String]?](repeating: nil, count: n)
+        // Groups numbered in order of first appearance; each patient of the cohort gets its
+        // group's number, so that the per-row loop below looks up no string keys.
+        var groupKeys: [[String]] = [], groupNumber: [[String]: Int] = [:], groupPatients: [Int] = []
+        var groupOf = [Int](repeating: -1, count: n)
         for i in 0..<n where inCohort[i] {
             let key = spec.groupBy.map { dimension -> String in
                 switch dimension {
@@ -167,21 +184,172 @@ public enum AnalysisEngine {
                 case .state: return t.state.entries[Int(t.state.indices[i])]
                 }
             }
-            keyOf[i] = key
-            partial.groups[key, default: PartialAggregate.Group(values: Array(repeating: [], count: observationMeasures.count))].patients += 1
+            let g: Int
+            if let known = groupNumber[key] { g = known } else {
+                g = groupKeys.count
+                groupNumber[key] = g
+                groupKeys.append(key)
+                groupPatients.append(0)
+            }
+            groupOf[i] = g
+            groupPatients[g] += 1
         }
-        if !observationMeasures.isEmpty {
-            // For each dictionary entry, which measures it feeds.
-            let feeds = t.observationCode.entries.map { code in observationMeasures.indices.filter { observationMeasures[$0] == code } }
-            for (row, p) in t.observationPatient.enumerated() {
-                let targets = feeds[Int(t.observationCode.indices[row])]
-                guard !targets.isEmpty, let key = keyOf[Int(p)] else { continue }
-                let v = t.observationValue[row]
-                guard v.isFinite else { continue }
-                for m in targets { partial.groups[key]?.values[m].append(v) }
+        let measureCount = observationMeasures.count
+        // values[g * measureCount + m]: the values of measure m in group g.
+        var values = [[Double]](repeating: [], count: groupKeys.count * measureCount)
+        // For each dictionary entry, which measures it feeds (most feed none).
+        let feeds = t.observationCode.entries.map { code in observationMeasures.indices.filter { observationMeasures[$0] == code } }
+        let feedsAny = feeds.map { !$0.isEmpty }
+        if feedsAny.contains(true) && !groupKeys.isEmpty {
+            let width = t.observationCode.width
+            t.observationCode.withIndices { codes in
+                t.observationPatients.forEachRun { p, rows in
+                    let g = groupOf[p]
+                    guard g >= 0 else { return }
+                    for row in rows {
+                        let code = Int(PackedIntegers.load(codes, width: width, at: row))
+                        guard feedsAny[code] else { continue }
+                        let v = t.observationValue[row]
+                        guard v.isFinite else { continue }
+                        for m in feeds[code] { values[g * measureCount + m].append(v) }
+                    }
+                }
             }
         }
+        var partial = PartialAggregate(observationMeasures: measureCount)
+        for (g, key) in groupKeys.enumerated() {
+            partial.groups[key] = PartialAggregate.Group(patients: groupPatients[g],
+                                                         values: Array(values[(g * measureCount)..<((g + 1) * measureCount)]))
+        }
         return partial
+    }
+
+    /// Which patients among `candidates` have a row whose code is one of `wanted`.
+    static func having(_ patients: PatientRuns, _ codes: CodeColumn, _ wanted: [String], among candidates: [Bool]) -> [Bool] {
+        let wantedSet = Set(wanted)
+        let match = codes.entries.map { wantedSet.contains($0) }
+        var has = [Bool](repeating: false, count: candidates.count)
+        guard match.contains(true) else { return has }
+        let width = codes.width
+        codes.withIndices { indices in
+            patients.forEachRun { p, rows in
+                guard candidates[p] else { return }
+                for row in rows where match[Int(PackedIntegers.load(indices, width: width, at: row))] {
+                    has[p] = true
+                    break
+                }
+            }
+        }
+        return has
+    }
+}
+
+/// A clinical table's patient column as runs: run `i` is patient `patients[i]` on rows
+/// `ends[i - 1]..<ends[i]` (rows come patient by patient, so there are about as many runs
+/// as patients).
+struct PatientRuns {
+    private(set) var patients: [Int32] = []
+    private(set) var ends: [Int] = []
+
+    init() {}
+
+    /// From a compact run column or a per-row one; every patient must be one of `patients`.
+    init(_ column: Column, patients count: Int, table: String) throws {
+        switch column {
+        case .runs(let values, let ends):
+            patients = values
+            self.ends = ends
+        case .int32(let rows):
+            for (row, p) in rows.enumerated() {
+                if row > 0 && p == patients[patients.count - 1] { ends[ends.count - 1] = row + 1 } else {
+                    patients.append(p)
+                    ends.append(row + 1)
+                }
+            }
+        default:
+            throw VaultError(.dataError, "shard plaintext lacks the \(table) patient column")
+        }
+        var low = Int32.max, high = Int32.min
+        for p in patients { low = Swift.min(low, p); high = Swift.max(high, p) }
+        guard patients.isEmpty || (low >= 0 && Int(high) < count) else {
+            throw VaultError(.dataError, "the \(table) table refers to patient row \(low < 0 ? low : high), but the shard has \(count) patients")
+        }
+    }
+
+    var rowCount: Int { ends.last ?? 0 }
+
+    /// Calls `body` with each run's patient and rows, in order.
+    @inline(__always)
+    func forEachRun(_ body: (Int, Range<Int>) -> Void) {
+        patients.withUnsafeBufferPointer { patients in
+            ends.withUnsafeBufferPointer { ends in
+                var start = 0
+                for i in 0..<patients.count {
+                    body(Int(patients[i]), start..<ends[i])
+                    start = ends[i]
+                }
+            }
+        }
+    }
+}
+
+/// A dictionary-coded column: its entries, and one index of 1, 2 or 4 bytes per row
+/// (checked against the entries when decoded).
+struct CodeColumn {
+    private(set) var entries: [String] = []
+    private(set) var width = 1
+    private var bytes: [UInt8] = []
+
+    init() {}
+
+    init(_ column: Column, table: String) throws {
+        switch column {
+        case .packedDictionary(let entries, let indices):
+            self.entries = entries
+            width = indices.width
+            bytes = indices.bytes
+        case .dictionary(let entries, let indices):
+            self.entries = entries
+            width = 4
+            bytes.reserveCapacity(4 * indices.count)
+            for index in indices { withUnsafeBytes(of: index.littleEndian) { bytes.append(contentsOf: $0) } }
+        default:
+            throw VaultError(.dataError, "shard plaintext lacks the \(table) codes")
+        }
+    }
+
+    var count: Int { bytes.count / width }
+
+    @inline(__always)
+    func withIndices<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R { bytes.withUnsafeBytes(body) }
+}
+
+/// Observation values: as decoded, or kept packed and decoded one by one as read.
+enum ValueColumn {
+    case wide([Double])
+    case packed(base: Int64, power: Double, none: UInt64, values: PackedIntegers)
+
+    init(_ column: Column) throws {
+        switch column {
+        case .float64(let values): self = .wide(values)
+        case .packedDecimal(let scale, let base, let values):
+            self = .packed(base: base, power: ColumnarCodec.powersOfTen[scale], none: ColumnarCodec.noneOffset(width: values.width), values: values)
+        default: throw VaultError(.dataError, "shard plaintext lacks the observation values")
+        }
+    }
+
+    var count: Int {
+        switch self {
+        case .wide(let values): return values.count
+        case .packed(_, _, _, let values): return values.count
+        }
+    }
+
+    subscript(_ row: Int) -> Double {
+        switch self {
+        case .wide(let values): return values[row]
+        case .packed(let base, let power, let none, let values): return ColumnarCodec.decimal(values[row], base: base, power: power, none: none)
+        }
     }
 }
 

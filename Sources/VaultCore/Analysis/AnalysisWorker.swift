@@ -276,7 +276,7 @@ public enum WorkerServer {
                                                    signingVersion: 1, records: RecordCounts()), schemaId: ColumnarCodec.schemaId)
         var cache: (text: String, spec: JobSpec)?
         _ = try? WorkerTask.prepare(header: task.header(), cache: &cache)
-        if let parsed = cache?.spec, let shard = try? warmUpTables().encode().withUnsafeBytes({ try DecodedShard.decode($0) }) {
+        if let parsed = cache?.spec, let shard = try? warmUpTables().encode().withUnsafeBytes({ try DecodedShard.decode($0, compact: true) }) {
             _ = try? AnalysisEngine.evaluate(parsed, shard: shard).encode()
         }
         let zero = SecureBytes(zeroedCount: 32)

@@ -493,6 +493,14 @@ public enum Column: Sendable {
     case fixed(width: Int, bytes: [UInt8])
     /// A column the reader did not ask for: checked like the others, not copied.
     case skipped(rows: Int)
+    // Compact forms, kept as the version 2 plaintext stores them (`DecodedShard.decode`
+    // with `compact`), so that a scan touches a quarter of the memory or less.
+    /// A narrow dictionary: indices of 1, 2 or 4 bytes, each checked against `entries`.
+    case packedDictionary(entries: [String], indices: PackedIntegers)
+    /// Decimals: value = (base + raw) / 10^scale; the all-ones raw value is NaN.
+    case packedDecimal(scale: Int, base: Int64, values: PackedIntegers)
+    /// Runs of one value: run `i` holds `values[i]` on rows `ends[i - 1]..<ends[i]`.
+    case runs(values: [Int32], ends: [Int])
 
     var rowCount: Int {
         switch self {
@@ -502,6 +510,27 @@ public enum Column: Sendable {
         case .dictionary(_, let i): return i.count
         case .fixed(let w, let b): return w == 0 ? 0 : b.count / w
         case .skipped(let rows): return rows
+        case .packedDictionary(_, let i): return i.count
+        case .packedDecimal(_, _, let v): return v.count
+        case .runs(_, let ends): return ends.last ?? 0
+        }
+    }
+
+    /// The column as `decode` without `compact` gives it (compact forms widened).
+    func widened() -> Column {
+        switch self {
+        case .packedDictionary(let entries, let indices):
+            return .dictionary(entries: entries, indices: (0..<indices.count).map { UInt32(truncatingIfNeeded: indices[$0]) })
+        case .packedDecimal(let scale, let base, let values):
+            let none = ColumnarCodec.noneOffset(width: values.width), power = ColumnarCodec.powersOfTen[scale]
+            return .float64((0..<values.count).map { ColumnarCodec.decimal(values[$0], base: base, power: power, none: none) })
+        case .runs(let values, let ends):
+            var rows: [Int32] = []
+            rows.reserveCapacity(ends.last ?? 0)
+            for (i, value) in values.enumerated() { rows.append(contentsOf: repeatElement(value, count: ends[i] - (i == 0 ? 0 : ends[i - 1]))) }
+            return .int32(rows)
+        default:
+            return self
         }
     }
 
@@ -514,8 +543,64 @@ public enum Column: Sendable {
         case .float64(var v): self = .skipped(rows: rows); v.withUnsafeMutableBytes(secureZero)
         case .dictionary(_, var i): self = .skipped(rows: rows); i.withUnsafeMutableBytes(secureZero)
         case .fixed(_, var b): self = .skipped(rows: rows); secureWipe(&b)
+        case .packedDictionary(_, var i): self = .skipped(rows: rows); secureWipe(&i.bytes)
+        case .packedDecimal(_, _, var v): self = .skipped(rows: rows); secureWipe(&v.bytes)
+        case .runs(var v, _): self = .skipped(rows: rows); v.withUnsafeMutableBytes(secureZero)
         case .skipped: break
         }
+    }
+}
+
+/// Unsigned little-endian integers of 1, 2 or 4 bytes each, as a version 2 plaintext
+/// packs them.
+public struct PackedIntegers: Sendable {
+    public let width: Int
+    var bytes: [UInt8]
+
+    init(width: Int, bytes: [UInt8]) {
+        precondition(ColumnarCodec.widths.contains(width) && bytes.count % width == 0)
+        self.width = width
+        self.bytes = bytes
+    }
+
+    public var count: Int { bytes.count / width }
+    public subscript(_ i: Int) -> UInt64 { bytes.withUnsafeBytes { Self.load($0, width: width, at: i) } }
+
+    /// Integer `i` of a buffer packed `width` bytes each (no bounds check beyond the buffer's own).
+    @inline(__always)
+    static func load(_ raw: UnsafeRawBufferPointer, width: Int, at i: Int) -> UInt64 {
+        switch width {
+        case 1: return UInt64(raw[i])
+        case 2: return UInt64(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+        default: return UInt64(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
+        }
+    }
+
+    /// The largest integer other than `none`.
+    static func largest(_ raw: UnsafeRawBufferPointer, width: Int, none: UInt64?) -> UInt64 {
+        var top: UInt64 = 0
+        let skip = none ?? .max
+        func scan<U: FixedWidthInteger & UnsignedInteger>(_: U.Type) {
+            let count = raw.count / MemoryLayout<U>.size
+            for i in 0..<count {
+                let value = UInt64(U(littleEndian: raw.loadUnaligned(fromByteOffset: i * MemoryLayout<U>.size, as: U.self)))
+                top = value == skip ? top : Swift.max(top, value)
+            }
+        }
+        switch width {
+        case 1: scan(UInt8.self)
+        case 2: scan(UInt16.self)
+        default: scan(UInt32.self)
+        }
+        return top
+    }
+}
+
+extension ColumnarCodec {
+    /// A packed decimal's value: `(base + raw) / power`, NaN for `none`.
+    @inline(__always)
+    static func decimal(_ raw: UInt64, base: Int64, power: Double, none: UInt64) -> Double {
+        raw == none ? .nan : Double(Int64(bitPattern: UInt64(bitPattern: base) &+ raw)) / power
     }
 }
 
@@ -529,9 +614,11 @@ public struct DecodedShard: Sendable {
     /// Decodes and validates a clinical plaintext. With `columns`, only those columns (by
     /// table, by position) are copied out; the others are checked all the same and left as
     /// `.skipped`.
-    public static func decode(_ bytes: UnsafeRawBufferPointer, columns: [RecordKind: Set<Int>]? = nil) throws -> DecodedShard {
+    /// With `compact`, version 2's narrow dictionaries, decimals and runs stay as stored
+    /// (`Column.packedDictionary`, `.packedDecimal`, `.runs`), checked all the same.
+    public static func decode(_ bytes: UnsafeRawBufferPointer, columns: [RecordKind: Set<Int>]? = nil, compact: Bool = false) throws -> DecodedShard {
         var reader = LittleEndianReader(bytes)
-        return try decode(&reader, columns: columns)
+        return try decode(&reader, columns: columns, compact: compact)
     }
 
     static func version<Source: ColumnSource>(_ r: inout Source) throws -> ColumnarCodec.Version {
@@ -545,7 +632,7 @@ public struct DecodedShard: Sendable {
     /// Decodes a plaintext from `r`: the wanted columns are read in full and checked, the
     /// others stepped over as `r.skip(columnOf:)` does (a reader that decrypts on demand
     /// steps over them unread).
-    static func decode<Source: ColumnSource>(_ r: inout Source, columns: [RecordKind: Set<Int>]?) throws -> DecodedShard {
+    static func decode<Source: ColumnSource>(_ r: inout Source, columns: [RecordKind: Set<Int>]?, compact: Bool = false) throws -> DecodedShard {
         let version = try version(&r)
         let tableCount = try r.u32()
         var out = DecodedShard()
@@ -560,7 +647,7 @@ public struct DecodedShard: Sendable {
             var table: [Column] = []
             for index in 0..<columnCount {
                 let wanted = columns.map { $0[kind]?.contains(Int(index)) ?? false } ?? true
-                let column = wanted ? try r.column(rows: rows, version: version) : .skipped(rows: try r.skip(columnOf: rows, version: version))
+                let column = wanted ? try r.column(rows: rows, version: version, compact: compact) : .skipped(rows: try r.skip(columnOf: rows, version: version))
                 guard column.rowCount == rows else {
                     throw VaultError(.dataError, "table \(kind) column \(index) has \(column.rowCount) rows, expected \(rows)")
                 }
@@ -724,7 +811,7 @@ extension ColumnSource {
 
     /// Reads one column in full, checking its kind (against the plaintext's version),
     /// length, rows, dictionary indices and packed values.
-    mutating func column(rows: Int, version: ColumnarCodec.Version) throws -> Column {
+    mutating func column(rows: Int, version: ColumnarCodec.Version, compact: Bool = false) throws -> Column {
         let kindByte = try u8()
         let length = try u64()
         guard length <= UInt64(remaining) else { throw VaultError(.dataError, "column length \(length) exceeds the plaintext") }
@@ -759,6 +846,14 @@ extension ColumnSource {
             let entries = try dictionaryEntries(n)
             let width = Int(try u8())
             try packedLength(end - offset, width: width, header: 0, rows: rows, what: "dictionary")
+            if compact {
+                var bytes = try raw(rows * width)
+                guard rows == 0 || bytes.withUnsafeBytes({ PackedIntegers.largest($0, width: width, none: nil) }) < UInt64(entries.count) else {
+                    secureWipe(&bytes)
+                    throw VaultError(.dataError, "dictionary index out of range")
+                }
+                return .packedDictionary(entries: entries, indices: PackedIntegers(width: width, bytes: bytes))
+            }
             var largest: UInt64 = 0
             let indices: [UInt32] = try unpack(rows: rows, width: width, none: nil, largest: &largest) { UInt32(truncatingIfNeeded: $0) }
             guard rows == 0 || largest < UInt64(entries.count) else {
@@ -772,9 +867,9 @@ extension ColumnSource {
         case .packedInt64:
             return .int64(try packed(n, rows: rows, none: Int64.min))
         case .runsInt32:
-            return .int32(try runs(n, rows: rows))
+            return compact ? try compactRuns(n, rows: rows) : .int32(try runs(n, rows: rows))
         case .decimal:
-            return .float64(try decimal(n, rows: rows))
+            return compact ? try compactDecimal(n, rows: rows) : .float64(try decimal(n, rows: rows))
         }
     }
 
@@ -840,6 +935,53 @@ extension ColumnSource {
             throw VaultError(.dataError, "decimal column holds a value out of range")
         }
         return values
+    }
+
+    /// A decimal column kept packed, checked as `decimal` checks it.
+    private mutating func compactDecimal(_ n: Int, rows: Int) throws -> Column {
+        guard n >= 10 else { throw VaultError(.dataError, "decimal column of \(n) bytes has no frame") }
+        let scale = Int(try u8()), base = Int64(bitPattern: try u64()), width = Int(try u8())
+        try packedLength(n, width: width, header: 10, rows: rows, what: "decimal")
+        guard scale < ColumnarCodec.powersOfTen.count else { throw VaultError(.dataError, "decimal column has a scale of \(scale)") }
+        let limit = UInt64(bitPattern: Int64.max) &- UInt64(bitPattern: base)
+        var bytes = try raw(rows * width)
+        guard bytes.withUnsafeBytes({ PackedIntegers.largest($0, width: width, none: ColumnarCodec.noneOffset(width: width)) }) <= limit else {
+            secureWipe(&bytes)
+            throw VaultError(.dataError, "decimal column holds a value out of range")
+        }
+        return .packedDecimal(scale: scale, base: base, values: PackedIntegers(width: width, bytes: bytes))
+    }
+
+    /// A run column kept as runs, checked as `runs` checks it.
+    private mutating func compactRuns(_ n: Int, rows: Int) throws -> Column {
+        guard n >= 4 else { throw VaultError(.dataError, "run column of \(n) bytes has no run count") }
+        let count = Int(try u32())
+        guard n - 4 == 8 * count, count <= rows else {
+            throw VaultError(.dataError, "run column of \(n) bytes does not hold \(count) runs over \(rows) rows")
+        }
+        var values: [Int32] = [], ends: [Int] = []
+        values.reserveCapacity(count)
+        ends.reserveCapacity(count)
+        var filled = 0
+        do {
+            try blocks(8 * count) { pairs in
+                for pair in 0..<pairs.count / 8 {
+                    let value = Int32(bitPattern: UInt32(littleEndian: pairs.loadUnaligned(fromByteOffset: 8 * pair, as: UInt32.self)))
+                    let length = Int(UInt32(littleEndian: pairs.loadUnaligned(fromByteOffset: 8 * pair + 4, as: UInt32.self)))
+                    guard length >= 1, length <= rows - filled else {
+                        throw VaultError(.dataError, "run column's runs do not add up to \(rows) rows")
+                    }
+                    filled += length
+                    values.append(value)
+                    ends.append(filled)
+                }
+            }
+            guard filled == rows else { throw VaultError(.dataError, "run column's runs do not add up to \(rows) rows") }
+        } catch {
+            values.withUnsafeMutableBytes(secureZero)
+            throw error
+        }
+        return .runs(values: values, ends: ends)
     }
 
     /// An int32 column as runs of one value (`u32` run count, then value and length per run).

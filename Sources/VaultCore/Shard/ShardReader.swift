@@ -274,7 +274,8 @@ public enum ShardReader {
     /// so a change anywhere in the file fails. Then it decrypts just the chunks that hold
     /// the plaintext's structure and the wanted columns, each authenticated by its tag
     /// under the shard's DEK (checked against the commitment first), and decodes those
-    /// columns. Chunks nobody reads are never decrypted, nor their memory touched.
+    /// columns, keeping version 2's compact forms (`DecodedShard.decode(compact:)`). Chunks
+    /// nobody reads are never decrypted, nor their memory touched.
     public static func decryptColumns(path: String, expected: ShardExpectation, key: ShardKey, signingKey: SecureBytes?,
                                       columns: [RecordKind: Set<Int>]) throws -> DecodedShard {
         // One descriptor for both passes: the bytes decrypted are those of the file hashed.
@@ -300,7 +301,7 @@ public enum ShardReader {
         let cursor = ChunkCursor(fd: fd, path: path, opener: opener, layout: layout)
         var reader = DecryptingReader(cursor: cursor)
         do {
-            let decoded = try DecodedShard.decode(&reader, columns: columns)
+            let decoded = try DecodedShard.decode(&reader, columns: columns, compact: true)
             try checkSchema(decoded.schemaId, expected: expected, path: path)
             guard decoded.counts == expected.entry.records else {
                 throw VaultError(.dataError, "decrypted record counts differ from the manifest", location: path)

@@ -23,6 +23,11 @@ public enum FuzzTargets {
             return fuzzScratchFolder
         }()
         let verifier = try? NoteVerifier(name: "fuzz", publicKey: [UInt8](repeating: 7, count: 32))
+        /// A spec that reads every column the engine can read.
+        let engineSpec = try? JobSpec.parse(#"{"dataset": "fuzz", "purpose": "HRESCH", "asOf": "2024-01-01", "cohort": {"conditions": {"anyOf": ["0"]}, "#
+                                            + #""medications": {"anyOf": ["0"]}, "observations": [{"code": "0-0", "min": 0}]}, "groupBy": ["sex", "state"], "#
+                                            + #""measures": [{"name": "n", "count": "patients"}, {"name": "v", "observation": "0-0", "stats": ["mean"]}]}"#,
+                                            file: "fuzz")
     }
     static let scratch = Scratch()
 
@@ -63,9 +68,16 @@ public enum FuzzTargets {
                 for i in 0..<csv.fields.count { _ = csv.string(i) }
             }
         case "plaintext":
-            // A shard's decrypted plaintext: the column decoder, in full and checking only.
-            _ = try? DecodedShard.decode(data)
+            // A shard's decrypted plaintext: the column decoder, in full, compact and checking
+            // only. Compact and widened columns must agree, and so must the engine over them.
+            let wide = try? DecodedShard.decode(data)
+            let compact = try? DecodedShard.decode(data, compact: true)
+            precondition((wide == nil) == (compact == nil), "compact and full decoding disagree on whether a plaintext is valid")
             _ = try? DecodedShard.validate(data)
+            if let wide, let compact, let spec = scratch.engineSpec {
+                precondition((try? AnalysisEngine.evaluate(spec, shard: wide)) == (try? AnalysisEngine.evaluate(spec, shard: compact)),
+                             "the engine gives different partials over compact and widened columns")
+            }
         case "fhir-resource", "fhir-bundle":
             guard (try? scratch.tape.parse(data)) != nil else { return }
             let root = scratch.tape.root
