@@ -242,6 +242,24 @@ struct ColumnPackingTests {
         return tables
     }
 
+    @Test("the largest packed value, with and without the all-ones 'none', equals a plain scan", arguments: [1, 2, 4])
+    func largestPacked(width: Int) {
+        var random = CSVBlockTests.Random(state: UInt64(width))
+        let none = ColumnarCodec.noneOffset(width: width)
+        for trial in 0..<50 {
+            let count = trial % 7 == 0 ? trial / 7 : 1 + Int(random.next() % 300)
+            let values: [UInt64] = (0..<count).map { _ in
+                let r = random.next()
+                return trial % 5 == 0 || r % 4 == 0 ? none : r % (trial % 3 == 0 ? 3 : none + 1)
+            }
+            let bytes = values.flatMap { v in (0..<width).map { UInt8(truncatingIfNeeded: v >> (8 * UInt64($0))) } }
+            bytes.withUnsafeBytes { raw in
+                #expect(PackedIntegers.largest(raw, width: width, none: none) == values.filter { $0 != none }.max() ?? 0)
+                #expect(PackedIntegers.largest(raw, width: width, none: nil) == values.max() ?? 0)
+            }
+        }
+    }
+
     @Test("a malformed packed column is refused with what is wrong, in memory, when validated and when decrypted on demand")
     func malformed() throws {
         typealias Kind = ColumnarCodec.ColumnKind

@@ -325,7 +325,8 @@ public enum WorkerServer {
         }
         if let tables = cursor(over: warmUpTables().encode()) {
             var reader = DecryptingReader(cursor: tables)
-            _ = try? DecodedShard.decode(&reader, columns: Dictionary(uniqueKeysWithValues: RecordKind.allCases.map { ($0, Set(0..<16)) }))
+            _ = try? DecodedShard.decode(&reader, columns: Dictionary(uniqueKeysWithValues: RecordKind.allCases.map { ($0, Set(0..<16)) }),
+                                       compact: true)
         }
         if let chunks = cursor(over: [UInt8](repeating: 0, count: 3 * ChunkedEncryption.chunkSize)) {
             var reader = DecryptingReader(cursor: chunks)

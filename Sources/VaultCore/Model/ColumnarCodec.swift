@@ -576,23 +576,28 @@ public struct PackedIntegers: Sendable {
         }
     }
 
-    /// The largest integer other than `none`.
+    /// The largest integer other than `none`, which is all ones or nil (0 when every one is
+    /// `none`).
     static func largest(_ raw: UnsafeRawBufferPointer, width: Int, none: UInt64?) -> UInt64 {
-        var top: UInt64 = 0
-        let skip = none ?? .max
-        func scan<U: FixedWidthInteger & UnsignedInteger>(_: U.Type) {
-            let count = raw.count / MemoryLayout<U>.size
-            for i in 0..<count {
-                let value = UInt64(U(littleEndian: raw.loadUnaligned(fromByteOffset: i * MemoryLayout<U>.size, as: U.self)))
-                top = value == skip ? top : Swift.max(top, value)
-            }
-        }
+        precondition(none == nil || none == ColumnarCodec.noneOffset(width: width))
         switch width {
-        case 1: scan(UInt8.self)
-        case 2: scan(UInt16.self)
-        default: scan(UInt32.self)
+        case 1: return largest(raw, UInt8.self, skippingAllOnes: none != nil)
+        case 2: return largest(raw, UInt16.self, skippingAllOnes: none != nil)
+        default: return largest(raw, UInt32.self, skippingAllOnes: none != nil)
         }
-        return top
+    }
+
+    /// A branch-free maximum the compiler vectorises: adding one wraps all ones to zero, so
+    /// the maximum of `value + 1` is one above the largest other value.
+    private static func largest<U: FixedWidthInteger & UnsignedInteger>(_ raw: UnsafeRawBufferPointer, _: U.Type, skippingAllOnes: Bool) -> UInt64 {
+        let size = MemoryLayout<U>.size, count = raw.count / size
+        var top: U = 0
+        if skippingAllOnes {
+            for i in 0..<count { top = Swift.max(top, U(littleEndian: raw.loadUnaligned(fromByteOffset: i * size, as: U.self)) &+ 1) }
+            return top == 0 ? 0 : UInt64(top - 1)
+        }
+        for i in 0..<count { top = Swift.max(top, U(littleEndian: raw.loadUnaligned(fromByteOffset: i * size, as: U.self))) }
+        return UInt64(top)
     }
 }
 
