@@ -26,6 +26,8 @@ trap 'rm -rf "$work"' EXIT
 "$sv" generate --patients 20 --seed 3 "$work/csv" >/dev/null
 "$sv" ingest --vault "$work/v" --dataset seeds --format synthea-csv --shards 2 "$work/csv" >/dev/null 2>&1
 for t in "${targets[@]}"; do mkdir -p "$work/corpus/$t"; cp Fuzz/corpus/"$t"/* "$work/corpus/$t/" 2>/dev/null || true; done
+# The folders the vault's seeds go to, whichever targets run.
+mkdir -p "$work"/corpus/{shard-header,manifest,audit-entry,checkpoint,csv}
 for f in "$work"/v/data/seeds/g*/shard-*.svs; do head -c 4096 "$f" > "$work/corpus/shard-header/$(basename "$f").head" 2>/dev/null || true; done
 cp "$work/v/data/seeds/manifest.jsonl" "$work/corpus/manifest/" 2>/dev/null || true
 split -l 1 "$work"/v/audit/log-*.jsonl "$work/corpus/audit-entry/line-" 2>/dev/null || true
