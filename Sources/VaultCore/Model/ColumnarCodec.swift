@@ -872,7 +872,10 @@ extension ColumnSource {
         case .packedInt64:
             return .int64(try packed(n, rows: rows, none: Int64.min))
         case .runsInt32:
-            return compact ? try compactRuns(n, rows: rows) : .int32(try runs(n, rows: rows))
+            var runs = try self.runs(n, rows: rows)
+            guard !compact else { return runs }
+            defer { runs.wipe() }
+            return runs.widened()
         case .decimal:
             return compact ? try compactDecimal(n, rows: rows) : .float64(try decimal(n, rows: rows))
         }
@@ -957,8 +960,9 @@ extension ColumnSource {
         return .packedDecimal(scale: scale, base: base, values: PackedIntegers(width: width, bytes: bytes))
     }
 
-    /// A run column kept as runs, checked as `runs` checks it.
-    private mutating func compactRuns(_ n: Int, rows: Int) throws -> Column {
+    /// An int32 column as runs of one value (`u32` run count, then value and length per
+    /// run), kept as runs (`Column.runs`).
+    private mutating func runs(_ n: Int, rows: Int) throws -> Column {
         guard n >= 4 else { throw VaultError(.dataError, "run column of \(n) bytes has no run count") }
         let count = Int(try u32())
         guard n - 4 == 8 * count, count <= rows else {
@@ -987,36 +991,6 @@ extension ColumnSource {
             throw error
         }
         return .runs(values: values, ends: ends)
-    }
-
-    /// An int32 column as runs of one value (`u32` run count, then value and length per run).
-    private mutating func runs(_ n: Int, rows: Int) throws -> [Int32] {
-        guard n >= 4 else { throw VaultError(.dataError, "run column of \(n) bytes has no run count") }
-        let count = Int(try u32())
-        guard n - 4 == 8 * count, count <= rows else {
-            throw VaultError(.dataError, "run column of \(n) bytes does not hold \(count) runs over \(rows) rows")
-        }
-        return try [Int32](unsafeUninitializedCapacity: rows) { buffer, initialized in
-            var filled = 0
-            do {
-                try blocks(8 * count) { pairs in
-                    for pair in 0..<pairs.count / 8 {
-                        let value = Int32(bitPattern: UInt32(littleEndian: pairs.loadUnaligned(fromByteOffset: 8 * pair, as: UInt32.self)))
-                        let length = Int(UInt32(littleEndian: pairs.loadUnaligned(fromByteOffset: 8 * pair + 4, as: UInt32.self)))
-                        guard length >= 1, length <= rows - filled else {
-                            throw VaultError(.dataError, "run column's runs do not add up to \(rows) rows")
-                        }
-                        buffer.baseAddress!.advanced(by: filled).initialize(repeating: value, count: length)
-                        filled += length
-                    }
-                }
-                guard filled == rows else { throw VaultError(.dataError, "run column's runs do not add up to \(rows) rows") }
-            } catch {
-                secureZero(UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[0..<(filled * 4)]))
-                throw error
-            }
-            initialized = rows
-        }
     }
 
     /// Reads `rows` unsigned little-endian integers of `width` bytes and maps each to a
