@@ -254,8 +254,8 @@ struct ColumnPackingTests {
             }
             let bytes = values.flatMap { v in (0..<width).map { UInt8(truncatingIfNeeded: v >> (8 * UInt64($0))) } }
             bytes.withUnsafeBytes { raw in
-                #expect(PackedIntegers.largest(raw, width: width, none: none) == values.filter { $0 != none }.max() ?? 0)
-                #expect(PackedIntegers.largest(raw, width: width, none: nil) == values.max() ?? 0)
+                #expect(PackedIntegers.largest(raw, width: width, skippingNone: true) == values.filter { $0 != none }.max() ?? 0)
+                #expect(PackedIntegers.largest(raw, width: width, skippingNone: false) == values.max() ?? 0)
             }
         }
     }

@@ -297,8 +297,7 @@ struct PatientRuns {
 /// (checked against the entries when decoded).
 struct CodeColumn {
     private(set) var entries: [String] = []
-    private(set) var width = 1
-    private var bytes: [UInt8] = []
+    private var indices = PackedIntegers(width: 1, bytes: [])
 
     init() {}
 
@@ -306,22 +305,23 @@ struct CodeColumn {
         switch column {
         case .packedDictionary(let entries, let indices):
             self.entries = entries
-            width = indices.width
-            bytes = indices.bytes
-        case .dictionary(let entries, let indices):
+            self.indices = indices
+        case .dictionary(let entries, let wide):
             self.entries = entries
-            width = 4
-            bytes.reserveCapacity(4 * indices.count)
-            for index in indices { withUnsafeBytes(of: index.littleEndian) { bytes.append(contentsOf: $0) } }
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(4 * wide.count)
+            for index in wide { withUnsafeBytes(of: index.littleEndian) { bytes.append(contentsOf: $0) } }
+            indices = PackedIntegers(width: 4, bytes: bytes)
         default:
             throw VaultError(.dataError, "shard plaintext lacks the \(table) codes")
         }
     }
 
-    var count: Int { bytes.count / width }
+    var width: Int { indices.width }
+    var count: Int { indices.count }
 
     @inline(__always)
-    func withIndices<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R { bytes.withUnsafeBytes(body) }
+    func withIndices<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R { indices.bytes.withUnsafeBytes(body) }
 }
 
 /// Observation values: as decoded, or kept packed and decoded one by one as read.

@@ -516,14 +516,21 @@ public enum Column: Sendable {
         }
     }
 
+    /// `self` if `compact`; otherwise widened, and this compact form wiped.
+    consuming func widened(unless compact: Bool) -> Column {
+        guard !compact else { return self }
+        defer { wipe() }
+        return widened()
+    }
+
     /// The column as `decode` without `compact` gives it (compact forms widened).
     func widened() -> Column {
         switch self {
         case .packedDictionary(let entries, let indices):
-            return .dictionary(entries: entries, indices: (0..<indices.count).map { UInt32(truncatingIfNeeded: indices[$0]) })
+            return .dictionary(entries: entries, indices: indices.map { UInt32(truncatingIfNeeded: $0) })
         case .packedDecimal(let scale, let base, let values):
             let none = ColumnarCodec.noneOffset(width: values.width), power = ColumnarCodec.powersOfTen[scale]
-            return .float64((0..<values.count).map { ColumnarCodec.decimal(values[$0], base: base, power: power, none: none) })
+            return .float64(values.map { ColumnarCodec.decimal($0, base: base, power: power, none: none) })
         case .runs(let values, let ends):
             var rows: [Int32] = []
             rows.reserveCapacity(ends.last ?? 0)
@@ -566,6 +573,11 @@ public struct PackedIntegers: Sendable {
     public var count: Int { bytes.count / width }
     public subscript(_ i: Int) -> UInt64 { bytes.withUnsafeBytes { Self.load($0, width: width, at: i) } }
 
+    /// Every integer mapped, in order.
+    func map<T>(_ transform: (UInt64) -> T) -> [T] {
+        bytes.withUnsafeBytes { raw in (0..<count).map { transform(Self.load(raw, width: width, at: $0)) } }
+    }
+
     /// Integer `i` of a buffer packed `width` bytes each (no bounds check beyond the buffer's own).
     @inline(__always)
     static func load(_ raw: UnsafeRawBufferPointer, width: Int, at i: Int) -> UInt64 {
@@ -576,14 +588,13 @@ public struct PackedIntegers: Sendable {
         }
     }
 
-    /// The largest integer other than `none`, which is all ones or nil (0 when every one is
-    /// `none`).
-    static func largest(_ raw: UnsafeRawBufferPointer, width: Int, none: UInt64?) -> UInt64 {
-        precondition(none == nil || none == ColumnarCodec.noneOffset(width: width))
+    /// The largest integer, or with `skippingNone` the largest other than the all-ones
+    /// "no value" (`ColumnarCodec.noneOffset`); 0 when there is none.
+    static func largest(_ raw: UnsafeRawBufferPointer, width: Int, skippingNone: Bool) -> UInt64 {
         switch width {
-        case 1: return largest(raw, UInt8.self, skippingAllOnes: none != nil)
-        case 2: return largest(raw, UInt16.self, skippingAllOnes: none != nil)
-        default: return largest(raw, UInt32.self, skippingAllOnes: none != nil)
+        case 1: return largest(raw, UInt8.self, skippingAllOnes: skippingNone)
+        case 2: return largest(raw, UInt16.self, skippingAllOnes: skippingNone)
+        default: return largest(raw, UInt32.self, skippingAllOnes: skippingNone)
         }
     }
 
@@ -851,33 +862,20 @@ extension ColumnSource {
             let entries = try dictionaryEntries(n)
             let width = Int(try u8())
             try packedLength(end - offset, width: width, header: 0, rows: rows, what: "dictionary")
-            if compact {
-                var bytes = try raw(rows * width)
-                guard rows == 0 || bytes.withUnsafeBytes({ PackedIntegers.largest($0, width: width, none: nil) }) < UInt64(entries.count) else {
-                    secureWipe(&bytes)
-                    throw VaultError(.dataError, "dictionary index out of range")
-                }
-                return .packedDictionary(entries: entries, indices: PackedIntegers(width: width, bytes: bytes))
-            }
-            var largest: UInt64 = 0
-            let indices: [UInt32] = try unpack(rows: rows, width: width, none: nil, largest: &largest) { UInt32(truncatingIfNeeded: $0) }
-            guard rows == 0 || largest < UInt64(entries.count) else {
-                var indices = indices
-                indices.withUnsafeMutableBytes(secureZero)
+            var bytes = try raw(rows * width)
+            guard rows == 0 || bytes.withUnsafeBytes({ PackedIntegers.largest($0, width: width, skippingNone: false) }) < UInt64(entries.count) else {
+                secureWipe(&bytes)
                 throw VaultError(.dataError, "dictionary index out of range")
             }
-            return .dictionary(entries: entries, indices: indices)
+            return Column.packedDictionary(entries: entries, indices: PackedIntegers(width: width, bytes: bytes)).widened(unless: compact)
         case .packedInt32:
             return .int32(try packed(n, rows: rows, none: Int32.min))
         case .packedInt64:
             return .int64(try packed(n, rows: rows, none: Int64.min))
         case .runsInt32:
-            var runs = try self.runs(n, rows: rows)
-            guard !compact else { return runs }
-            defer { runs.wipe() }
-            return runs.widened()
+            return try runs(n, rows: rows).widened(unless: compact)
         case .decimal:
-            return compact ? try compactDecimal(n, rows: rows) : .float64(try decimal(n, rows: rows))
+            return try decimal(n, rows: rows).widened(unless: compact)
         }
     }
 
@@ -925,35 +923,16 @@ extension ColumnSource {
         return values
     }
 
-    /// Numbers stored as `(base + offset) / 10^scale` (`ColumnPacking.Decimal`).
-    private mutating func decimal(_ n: Int, rows: Int) throws -> [Double] {
-        guard n >= 10 else { throw VaultError(.dataError, "decimal column of \(n) bytes has no frame") }
-        let scale = Int(try u8()), base = Int64(bitPattern: try u64()), width = Int(try u8())
-        try packedLength(n, width: width, header: 10, rows: rows, what: "decimal")
-        guard scale < ColumnarCodec.powersOfTen.count else { throw VaultError(.dataError, "decimal column has a scale of \(scale)") }
-        let limit = UInt64(bitPattern: Int64.max) &- UInt64(bitPattern: base)
-        let power = ColumnarCodec.powersOfTen[scale], noneOffset = ColumnarCodec.noneOffset(width: width)
-        let unsignedBase = UInt64(bitPattern: base)
-        var largest: UInt64 = 0
-        var values: [Double] = try unpack(rows: rows, width: width, none: noneOffset, largest: &largest) { offset in
-            offset == noneOffset ? .nan : Double(Int64(bitPattern: unsignedBase &+ offset)) / power
-        }
-        guard largest <= limit else {
-            values.withUnsafeMutableBytes(secureZero)
-            throw VaultError(.dataError, "decimal column holds a value out of range")
-        }
-        return values
-    }
-
-    /// A decimal column kept packed, checked as `decimal` checks it.
-    private mutating func compactDecimal(_ n: Int, rows: Int) throws -> Column {
+    /// Numbers stored as `(base + offset) / 10^scale` (`ColumnPacking.Decimal`), kept
+    /// packed (`Column.packedDecimal`).
+    private mutating func decimal(_ n: Int, rows: Int) throws -> Column {
         guard n >= 10 else { throw VaultError(.dataError, "decimal column of \(n) bytes has no frame") }
         let scale = Int(try u8()), base = Int64(bitPattern: try u64()), width = Int(try u8())
         try packedLength(n, width: width, header: 10, rows: rows, what: "decimal")
         guard scale < ColumnarCodec.powersOfTen.count else { throw VaultError(.dataError, "decimal column has a scale of \(scale)") }
         let limit = UInt64(bitPattern: Int64.max) &- UInt64(bitPattern: base)
         var bytes = try raw(rows * width)
-        guard bytes.withUnsafeBytes({ PackedIntegers.largest($0, width: width, none: ColumnarCodec.noneOffset(width: width)) }) <= limit else {
+        guard bytes.withUnsafeBytes({ PackedIntegers.largest($0, width: width, skippingNone: true) }) <= limit else {
             secureWipe(&bytes)
             throw VaultError(.dataError, "decimal column holds a value out of range")
         }
@@ -996,7 +975,7 @@ extension ColumnSource {
     /// Reads `rows` unsigned little-endian integers of `width` bytes and maps each to a
     /// value; `largest` is the largest one read other than `none`. On failure the values
     /// written so far are wiped.
-    private mutating func unpack<T>(rows: Int, width: Int, none: UInt64?, largest: inout UInt64, _ map: (UInt64) -> T) throws -> [T] {
+    private mutating func unpack<T>(rows: Int, width: Int, none: UInt64, largest: inout UInt64, _ map: (UInt64) -> T) throws -> [T] {
         var top: UInt64 = 0
         let values = try [T](unsafeUninitializedCapacity: rows) { buffer, initialized in
             var row = 0
@@ -1004,11 +983,10 @@ extension ColumnSource {
                 try blocks(rows * width) { bytes in
                     let target = buffer.baseAddress! + row
                     let count = bytes.count / width
-                    let skip = none ?? .max
                     switch width {
-                    case 1: top = Swift.max(top, unpackBlock(bytes, UInt8.self, count, skip, target, map))
-                    case 2: top = Swift.max(top, unpackBlock(bytes, UInt16.self, count, skip, target, map))
-                    default: top = Swift.max(top, unpackBlock(bytes, UInt32.self, count, skip, target, map))
+                    case 1: top = Swift.max(top, unpackBlock(bytes, UInt8.self, count, none, target, map))
+                    case 2: top = Swift.max(top, unpackBlock(bytes, UInt16.self, count, none, target, map))
+                    default: top = Swift.max(top, unpackBlock(bytes, UInt32.self, count, none, target, map))
                     }
                     row += count
                 }
