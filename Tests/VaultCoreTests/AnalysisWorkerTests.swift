@@ -157,16 +157,31 @@ struct AnalysisWorkerTests {
         #expect(try AnalysisEngine.evaluate(spec, shard: try ShardReader.decryptColumns(path: path, expected: expected, key: .kek(kek), signingKey: signing,
                                                                                            columns: AnalysisEngine.columns(for: spec)))
                 == AnalysisEngine.evaluate(spec, shard: full))
-        // One flipped bit in the last chunk, which the patients' columns never reach, or in
-        // the middle: refused before any decryption, with the shard named.
+        // One flipped bit in the last chunk, which the patients' columns never reach, in the
+        // middle, or in the first chunk, which every decoding reads (its tag fails first, but
+        // the error is the body's digest): refused, with the shard named, whatever the spec reads.
         let original = try Data(contentsOf: URL(fileURLWithPath: path))
-        for offset in [original.count - ShardHeader.trailerSize - 40, original.count / 2] {
+        let firstChunk = ShardHeader.blockSize + ChunkedEncryption.headerLength + 100
+        for offset in [original.count - ShardHeader.trailerSize - 40, original.count / 2, firstChunk] {
             var bytes = original
             bytes[offset] ^= 0x01
             try bytes.write(to: URL(fileURLWithPath: path))
-            #expect { try ShardReader.decryptColumns(path: path, expected: expected, key: .kek(kek), signingKey: nil, columns: wantedSets[0]) } throws: { error in
-                (error as? VaultError)?.code == .dataError && (error as? VaultError)?.location == path
+            for wanted in [wantedSets[0], wantedSets[1], [:]] {
+                #expect { try ShardReader.decryptColumns(path: path, expected: expected, key: .kek(kek), signingKey: nil, columns: wanted) } throws: { error in
+                    (error as? VaultError)?.code == .dataError && (error as? VaultError)?.location == path
+                        && (error as? VaultError)?.message == "body SHA-256 does not match the trailer: ciphertext was modified"
+                }
             }
+        }
+        // The same chunk changed, and the trailer's digest made to match: the manifest's digest
+        // still refuses it.
+        var forged = original
+        forged[firstChunk] ^= 0x01
+        let forgedDigest = Digest.sha256(Array(forged[ShardHeader.blockSize..<(forged.count - ShardHeader.trailerSize)]))
+        forged.replaceSubrange((forged.count - ShardHeader.trailerSize + 16)..<(forged.count - ShardHeader.trailerSize + 48), with: forgedDigest)
+        try forged.write(to: URL(fileURLWithPath: path))
+        #expect { try ShardReader.decryptColumns(path: path, expected: expected, key: .kek(kek), signingKey: nil, columns: wantedSets[1]) } throws: { error in
+            (error as? VaultError)?.message == "body SHA-256 does not match the manifest" && (error as? VaultError)?.location == path
         }
         try original.write(to: URL(fileURLWithPath: path))
         _ = try ShardReader.decryptColumns(path: path, expected: expected, key: .kek(kek), signingKey: signing, columns: wantedSets[0])

@@ -30,13 +30,13 @@ struct ChunkCursorTests {
             try Data([UInt8](repeating: 0, count: ShardHeader.blockSize) + body).write(to: URL(fileURLWithPath: path))
         }
 
-        func withCursor(_ body: (ChunkCursor) throws -> Void) throws {
+        func withCursor(hashing: Bool = false, _ body: (ChunkCursor) throws -> Void) throws {
             let fd = open(path, O_RDONLY)
             #expect(fd >= 0)
             defer { close(fd) }
             let opener = try sealed.withUnsafeBytes { try ChunkedOpener(key: key, context: context, header: UnsafeRawBufferPointer(rebasing: $0[0..<ChunkedEncryption.headerLength])) }
             let layout = try ChunkedEncryption.Layout(bodyLength: sealed.count - ChunkedEncryption.headerLength)
-            try body(ChunkCursor(fd: fd, path: path, opener: opener, layout: layout))
+            try body(try ChunkCursor(fd: fd, path: path, opener: opener, layout: layout, hashing: hashing))
         }
     }
 
@@ -113,6 +113,56 @@ struct ChunkCursorTests {
                 #expect(cursor.chunksOpened == cursor.chunkCount, "pieces of \(piece) bytes")
             }
         }
+    }
+
+    @Test("hashing as it reads: whichever forward reads come, the digest is the SHA-256 of the whole body, and a read backwards is refused")
+    func hashesTheWholeBody() throws {
+        let size = ChunkedEncryption.chunkSize
+        for length in [0, 100, 3 * size, 40 * size + 9] {
+            let file = try SealedFile(length: length, seed: UInt64(length) &+ 3)
+            let whole = Digest.sha256(file.sealed)
+            var random = CSVBlockTests.Random(state: UInt64(length) &+ 77)
+            // No read, every byte, pieces of several sizes, and random forward ranges with gaps.
+            var plans: [[Range<Int>]] = [[], [0..<length], stride(from: 0, to: length, by: 999).map { $0..<min($0 + 999, length) }]
+            if length > 0 {
+                var plan: [Range<Int>] = [], start = 0
+                while start < length {
+                    start += Int(random.next() % UInt64(5 * size))
+                    let end = min(length, start + Int(random.next() % UInt64(3 * size)) + 1)
+                    if start < end { plan.append(start..<end) }
+                    start = end
+                }
+                plans.append(plan)
+                plans.append([(length - 1)..<length])
+            }
+            for plan in plans {
+                try file.withCursor(hashing: true) { cursor throws in
+                    for range in plan { #expect(try Self.read(cursor, range) == Array(file.plaintext[range]), "range \(range) of \(length)") }
+                    #expect(try cursor.finishDigest() == whole, "\(plan.count) reads over \(length) bytes")
+                }
+            }
+            // A changed byte in a chunk no read reaches still changes the digest.
+            if length > 2 * size {
+                var body = file.sealed
+                body[body.count - 3] ^= 0x01
+                try file.write(body)
+                try file.withCursor(hashing: true) { cursor throws in
+                    _ = try Self.read(cursor, 0..<10)
+                    #expect(try cursor.finishDigest() == Digest.sha256(body))
+                    #expect(Digest.sha256(body) != whole)
+                }
+                try file.write(file.sealed)
+            }
+        }
+        let file = try SealedFile(length: 10 * size, seed: 9)
+        try file.withCursor(hashing: true) { cursor throws in
+            _ = try Self.read(cursor, 5 * size..<6 * size)
+            #expect { try Self.read(cursor, 0..<size) } throws: { error in
+                (error as? VaultError)?.code == .software && (error as? VaultError)?.message.contains("backwards") == true
+            }
+        }
+        // Without hashing there is no digest to give.
+        try file.withCursor { cursor throws in #expect(throws: VaultError.self) { try cursor.finishDigest() } }
     }
 
     @Test("a fixed column too short for its width, or a dictionary claiming more entries than its bytes hold, is refused in memory and when decrypted on demand")

@@ -100,8 +100,10 @@ public struct AnalysisJob {
                         let signing = try keyring.material(dataset: spec.dataset, kind: .signing, version: entry.signingVersion)
                         let expected = ShardExpectation(vaultId: vaultId, dataset: spec.dataset, generation: manifest.generation,
                                                         shardCount: manifest.shardCount, entry: entry, schemaId: manifest.schemaId)
-                        let shard = try ShardReader.decryptColumns(path: path, expected: expected, key: .kek(kek), signingKey: signing,
+                        var shard = try ShardReader.decryptColumns(path: path, expected: expected, key: .kek(kek), signingKey: signing,
                                                                    columns: AnalysisEngine.columns(for: spec))
+                        // This process goes on: nothing of the shard's plaintext is left in its memory.
+                        defer { shard.wipe() }
                         partials.set(i, try AnalysisEngine.evaluate(spec, shard: shard))
                     case .process(let executable):
                         // The worker gets this shard's DEK only, unwrapped here from a header

@@ -321,16 +321,18 @@ public enum WorkerServer {
                       try ChunkedOpener(key: key, context: [], header: UnsafeRawBufferPointer(rebasing: $0[0..<ChunkedEncryption.headerLength]))
                   }),
                   let layout = try? ChunkedEncryption.Layout(bodyLength: sealed.count - ChunkedEncryption.headerLength) else { return nil }
-            return ChunkCursor(fd: fd, path: "warm-up", opener: opener, layout: layout)
+            return try? ChunkCursor(fd: fd, path: "warm-up", opener: opener, layout: layout, hashing: true)
         }
         if let tables = cursor(over: warmUpTables().encode()) {
             var reader = DecryptingReader(cursor: tables)
             _ = try? DecodedShard.decode(&reader, columns: Dictionary(uniqueKeysWithValues: RecordKind.allCases.map { ($0, Set(0..<16)) }),
                                        compact: true)
+            _ = try? tables.finishDigest()
         }
         if let chunks = cursor(over: [UInt8](repeating: 0, count: 3 * ChunkedEncryption.chunkSize)) {
             var reader = DecryptingReader(cursor: chunks)
             _ = try? reader.array(3 * ChunkedEncryption.chunkSize / 8, of: Double.self)
+            _ = try? chunks.finishDigest()
         }
     }
 

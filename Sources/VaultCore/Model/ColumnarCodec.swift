@@ -678,6 +678,16 @@ public struct DecodedShard: Sendable {
 }
 
 extension DecodedShard {
+    /// Overwrites the values of every decoded column and drops them, leaving each column
+    /// `.skipped` (a dictionary's entries, Swift strings, are dropped only).
+    public mutating func wipe() {
+        for kind in Array(tables.keys) {
+            guard var columns = tables.removeValue(forKey: kind) else { continue }
+            for index in columns.indices { columns[index].wipe() }
+            tables[kind] = columns
+        }
+    }
+
     /// Checks the structure of a plaintext (magic, tables, column lengths, dictionary
     /// indices, packed values) and returns its record counts and encoding, keeping no column.
     public static func validate(_ bytes: UnsafeRawBufferPointer) throws -> (counts: RecordCounts, schemaId: String) {

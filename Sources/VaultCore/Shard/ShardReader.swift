@@ -80,19 +80,8 @@ public enum ShardReader {
     static func read(fd: Int32, path: String, expected: ShardExpectation, signingKey: SecureBytes?, key: ShardKey?,
                      plaintextBuffer: SecureBytes? = nil)
         throws -> (header: ShardHeader, plaintext: SecureBytes?, plaintextLength: Int) {
-        let (size, block, header) = try openHeader(fd: fd, path: path, expected: expected)
-        let bodyLength = size - ShardHeader.blockSize - ShardHeader.trailerSize
-        let trailer = try readExactly(fd: fd, count: ShardHeader.trailerSize, offset: size - ShardHeader.trailerSize, path: path)
-        guard Array(trailer[0..<8]) == ShardHeader.trailerMagic else {
-            throw VaultError(.dataError, "trailer magic is wrong (truncated, extended or corrupted shard)", location: path)
-        }
-        var r = CanonicalReader(trailer, offset: 8)
-        let storedLength = try r.u64("body length")
-        let storedDigest = try r.raw(32, "body digest")
-        let storedMac = try r.raw(32, "MAC")
-        guard storedLength == UInt64(bodyLength) else {
-            throw VaultError(.dataError, "trailer says the body is \(storedLength) bytes but it is \(bodyLength)", location: path)
-        }
+        let sealed = try openSealed(fd: fd, path: path, expected: expected)
+        let header = sealed.header, bodyLength = sealed.bodyLength
 
         // Decryption set-up: the chunk layout must be valid before anything is decrypted.
         var decryptor: (opener: ChunkedOpener, layout: ChunkedEncryption.Layout, plaintext: SecureBytes)?
@@ -161,19 +150,7 @@ public enum ShardReader {
             }
             offset += n
         }
-        let bodyDigest = digest.finalize()
-        guard ConstantTime.equals(bodyDigest, storedDigest) else {
-            throw VaultError(.dataError, "body SHA-256 does not match the trailer: ciphertext was modified", location: path)
-        }
-        guard Hex.encode(bodyDigest) == expected.entry.bodySha256 else {
-            throw VaultError(.dataError, "body SHA-256 does not match the manifest", location: path)
-        }
-        if let signingKey {
-            let mac = try HMACSHA256.authenticate(key: signingKey, ShardHeader.macInput(block: block, bodyLength: storedLength, bodyDigest: bodyDigest))
-            guard ConstantTime.equals(mac, storedMac) else {
-                throw VaultError(.dataError, "shard MAC does not verify under \(header.signingKeyId) version \(header.signingVersion)", location: path)
-            }
-        }
+        try check(body: digest.finalize(), of: sealed, expected: expected, signingKey: signingKey, path: path)
         if let d = decryptor {
             guard chunkIndex == d.layout.chunkCount, plainOffset == d.layout.plaintextLength else {
                 throw VaultError(.dataError, "decryption failed: not every chunk was read", location: path)
@@ -183,6 +160,55 @@ public enum ShardReader {
         }
         completed = true
         return (header, nil, 0)
+    }
+
+    /// A shard file's header block and trailer, checked against the manifest and each
+    /// other; what remains to check is the body (`check(body:of:)`).
+    struct Sealed {
+        let block: [UInt8]
+        let header: ShardHeader
+        /// The body's length: the chunked-encryption header and the sealed chunks.
+        let bodyLength: Int
+        let storedDigest: [UInt8]
+        let storedMac: [UInt8]
+    }
+
+    /// Reads and checks a shard's header block (`openHeader`) and its trailer: magic and
+    /// body length. Reads no byte of the body.
+    static func openSealed(fd: Int32, path: String, expected: ShardExpectation) throws -> Sealed {
+        let (size, block, header) = try openHeader(fd: fd, path: path, expected: expected)
+        let bodyLength = size - ShardHeader.blockSize - ShardHeader.trailerSize
+        let trailer = try readExactly(fd: fd, count: ShardHeader.trailerSize, offset: size - ShardHeader.trailerSize, path: path)
+        guard Array(trailer[0..<8]) == ShardHeader.trailerMagic else {
+            throw VaultError(.dataError, "trailer magic is wrong (truncated, extended or corrupted shard)", location: path)
+        }
+        var r = CanonicalReader(trailer, offset: 8)
+        let storedLength = try r.u64("body length")
+        let storedDigest = try r.raw(32, "body digest")
+        let storedMac = try r.raw(32, "MAC")
+        guard storedLength == UInt64(bodyLength) else {
+            throw VaultError(.dataError, "trailer says the body is \(storedLength) bytes but it is \(bodyLength)", location: path)
+        }
+        return Sealed(block: block, header: header, bodyLength: bodyLength, storedDigest: storedDigest, storedMac: storedMac)
+    }
+
+    /// Checks the body's SHA-256 against the trailer and the manifest and, given
+    /// `signingKey`, the trailer's MAC over the header block, the length and that digest.
+    static func check(body digest: [UInt8], of sealed: Sealed, expected: ShardExpectation, signingKey: SecureBytes?, path: String) throws {
+        guard ConstantTime.equals(digest, sealed.storedDigest) else {
+            throw VaultError(.dataError, "body SHA-256 does not match the trailer: ciphertext was modified", location: path)
+        }
+        guard Hex.encode(digest) == expected.entry.bodySha256 else {
+            throw VaultError(.dataError, "body SHA-256 does not match the manifest", location: path)
+        }
+        if let signingKey {
+            let mac = try HMACSHA256.authenticate(key: signingKey, ShardHeader.macInput(block: sealed.block, bodyLength: UInt64(sealed.bodyLength),
+                                                                                        bodyDigest: digest))
+            guard ConstantTime.equals(mac, sealed.storedMac) else {
+                throw VaultError(.dataError, "shard MAC does not verify under \(sealed.header.signingKeyId) version \(sealed.header.signingVersion)",
+                                 location: path)
+            }
+        }
     }
 
     /// Unwraps a shard's DEK with the KEK, from a header that matches the manifest (fields
@@ -268,47 +294,57 @@ public enum ShardReader {
         }
     }
 
-    /// Opens a shard for an analysis that reads some columns only. First every check
-    /// `read` makes without a key: the header against the manifest, and the SHA-256 of the
-    /// whole body against the trailer and the manifest (and the MAC, given `signingKey`),
-    /// so a change anywhere in the file fails. Then it decrypts just the chunks that hold
-    /// the plaintext's structure and the wanted columns, each authenticated by its tag
-    /// under the shard's DEK (checked against the commitment first), and decodes those
-    /// columns, keeping version 2's compact forms (`DecodedShard.decode(compact:)`). Chunks
-    /// nobody reads are never decrypted, nor their memory touched.
+    /// Opens a shard for an analysis that reads some columns only, in one pass over the
+    /// file. First the checks that read no body: the header against the manifest, the
+    /// trailer, and the key commitment under the shard's DEK. Then it decrypts just the
+    /// chunks that hold the plaintext's structure and the wanted columns, each
+    /// authenticated by its tag, and decodes those columns, keeping version 2's compact
+    /// forms (`DecodedShard.decode(compact:)`), while it hashes the whole body: each chunk
+    /// decrypted is hashed from the bytes it is decrypted from, and the chunks nobody reads
+    /// are hashed only, never decrypted nor their memory touched. The SHA-256 must match
+    /// the trailer and the manifest (and the MAC, given `signingKey`), so a change anywhere
+    /// in the file fails; when it does not match, that is the error, whatever the decoder
+    /// made of the chunks, and the columns decoded are wiped.
     public static func decryptColumns(path: String, expected: ShardExpectation, key: ShardKey, signingKey: SecureBytes?,
                                       columns: [RecordKind: Set<Int>]) throws -> DecodedShard {
-        // One descriptor for both passes: the bytes decrypted are those of the file hashed.
         let fd = try openShard(path)
         defer { close(fd) }
-        let (header, _, _) = try read(fd: fd, path: path, expected: expected, signingKey: signingKey, key: nil)
-        let bodyLength = expected.entry.size - ShardHeader.blockSize - ShardHeader.trailerSize
-        let opener: ChunkedOpener
-        let layout: ChunkedEncryption.Layout
+        let sealed = try openSealed(fd: fd, path: path, expected: expected)
+        let cursor: ChunkCursor
         do {
             let dek = switch key {
-            case .kek(let kek): try header.unwrapDEK(kek: kek)
+            case .kek(let kek): try sealed.header.unwrapDEK(kek: kek)
             case .dek(let dek): dek
             }
             let chunkHeader = try readExactly(fd: fd, count: ChunkedEncryption.headerLength, offset: ShardHeader.blockSize, path: path)
-            opener = try chunkHeader.withUnsafeBytes { try ChunkedOpener(key: dek, context: header.context, header: $0) }
-            layout = try ChunkedEncryption.Layout(bodyLength: bodyLength - ChunkedEncryption.headerLength)
+            let opener = try chunkHeader.withUnsafeBytes { try ChunkedOpener(key: dek, context: sealed.header.context, header: $0) }
+            let layout = try ChunkedEncryption.Layout(bodyLength: sealed.bodyLength - ChunkedEncryption.headerLength)
+            cursor = try ChunkCursor(fd: fd, path: path, opener: opener, layout: layout, hashing: true)
         } catch let error as CryptoError {
             throw VaultError(.dataError, "decryption failed: \(error.message)", location: path)
         } catch let error as VaultError {
             throw VaultError(.dataError, error.message, location: path)
         }
-        let cursor = ChunkCursor(fd: fd, path: path, opener: opener, layout: layout)
         var reader = DecryptingReader(cursor: cursor)
+        var decoded: DecodedShard
         do {
-            let decoded = try DecodedShard.decode(&reader, columns: columns, compact: true)
+            decoded = try DecodedShard.decode(&reader, columns: columns, compact: true)
+        } catch {
+            // A modified file is reported as such, before whatever the decoder found wrong.
+            try check(body: try cursor.finishDigest(), of: sealed, expected: expected, signingKey: signingKey, path: path)
+            if let error = error as? VaultError, error.location == nil { throw VaultError(.dataError, error.message, location: path) }
+            throw error
+        }
+        do {
+            try check(body: try cursor.finishDigest(), of: sealed, expected: expected, signingKey: signingKey, path: path)
             try checkSchema(decoded.schemaId, expected: expected, path: path)
             guard decoded.counts == expected.entry.records else {
                 throw VaultError(.dataError, "decrypted record counts differ from the manifest", location: path)
             }
             return decoded
-        } catch let error as VaultError where error.location == nil {
-            throw VaultError(.dataError, error.message, location: path)
+        } catch {
+            decoded.wipe()
+            throw error
         }
     }
 
@@ -380,6 +416,12 @@ final class ReadBuffer {
 /// chunks are decrypted straight into the caller's buffer (a column's array), so no page
 /// is written twice; the rest goes through one chunk of scratch, wiped when done. A worker
 /// process thus touches fresh memory only for the columns it decodes.
+///
+/// With `hashing`, the cursor also computes the SHA-256 of the whole body (the
+/// chunked-encryption header and every sealed chunk, in file order) in the same pass: the
+/// bytes between two reads are hashed when the later read comes, the bytes read are hashed
+/// from the buffer they are decrypted from, and `finishDigest` hashes the rest. Every byte
+/// decrypted is thus a byte hashed, read once; reads must then move forward.
 final class ChunkCursor {
     let fd: Int32
     let path: String
@@ -393,12 +435,15 @@ final class ChunkCursor {
     private var cached = -1
     /// Chunks decrypted so far (each should be once, for a reader that moves forward).
     private(set) var chunksOpened = 0
+    /// The body's running SHA-256 and how many body bytes it has taken, with `hashing`.
+    private let digest: Digest?
+    private var hashed = 0
     /// Chunks read with one `pread` (here and by `ShardReader.read`): 256 KiB, as fast as
     /// larger reads from the page cache, and a quarter of the fresh pages a worker process
     /// touches for its read buffer compared with 1 MiB.
     static let run = 16
 
-    init(fd: Int32, path: String, opener: ChunkedOpener, layout: ChunkedEncryption.Layout) {
+    init(fd: Int32, path: String, opener: ChunkedOpener, layout: ChunkedEncryption.Layout, hashing: Bool = false) throws {
         self.fd = fd
         self.path = path
         self.opener = opener
@@ -406,6 +451,31 @@ final class ChunkCursor {
         chunkCount = Int(layout.chunkCount)
         length = layout.plaintextLength
         sealed = ReadBuffer.current(capacity: Self.run * ChunkedEncryption.sealedChunkSize + ChunkedEncryption.headerLength)
+        digest = hashing ? try Digest(.sha256) : nil
+    }
+
+    /// The body's length in the file: the chunked-encryption header and the sealed chunks.
+    private var bodyLength: Int { ChunkedEncryption.headerLength + layout.range(ofChunk: layout.chunkCount - 1).upperBound }
+
+    /// With `hashing`: hashes the body from where the reads left off to its end and
+    /// returns its SHA-256. Call once, after the last read.
+    func finishDigest() throws -> [UInt8] {
+        guard let digest else { throw VaultError(.software, "the cursor was not made to hash the body", location: path) }
+        try hash(upTo: bodyLength)
+        return digest.finalize()
+    }
+
+    /// Hashes the body bytes from `hashed` to `end`, read through the read buffer.
+    private func hash(upTo end: Int) throws {
+        guard let digest else { return }
+        while hashed < end {
+            let take = Swift.min(sealed.bytes.count, end - hashed)
+            let piece = UnsafeMutableRawBufferPointer(rebasing: sealed.bytes[0..<take])
+            let n = try ShardReader.preadFully(fd: fd, into: piece, offset: ShardHeader.blockSize + hashed, path: path)
+            guard n == take else { throw VaultError(.dataError, "shard changed while being read", location: path) }
+            digest.update(UnsafeRawBufferPointer(piece))
+            hashed += take
+        }
     }
 
     deinit {
@@ -451,13 +521,24 @@ final class ChunkCursor {
         }
     }
 
-    /// Reads the sealed chunks `chunks` into the read buffer; returns the body offset of its first byte.
+    /// Reads the sealed chunks `chunks` into the read buffer (hashing the body up to their
+    /// end, with `hashing`); returns the offset of its first byte among the sealed chunks.
     private func readSealed(_ chunks: Range<Int>) throws -> Int {
         let start = layout.range(ofChunk: UInt64(chunks.lowerBound)).lowerBound
         let stop = layout.range(ofChunk: UInt64(chunks.upperBound - 1)).upperBound
-        let n = try ShardReader.preadFully(fd: fd, into: UnsafeMutableRawBufferPointer(rebasing: sealed.bytes[0..<stop - start]),
-                                           offset: ShardHeader.blockSize + ChunkedEncryption.headerLength + start, path: path)
+        let bodyStart = ChunkedEncryption.headerLength + start
+        if digest != nil {
+            // A byte read again might not be the byte hashed: the body is hashed once, in order.
+            guard bodyStart >= hashed else { throw VaultError(.software, "a hashing shard cursor was asked to read backwards", location: path) }
+            try hash(upTo: bodyStart)
+        }
+        let bytes = UnsafeMutableRawBufferPointer(rebasing: sealed.bytes[0..<stop - start])
+        let n = try ShardReader.preadFully(fd: fd, into: bytes, offset: ShardHeader.blockSize + bodyStart, path: path)
         guard n == stop - start else { throw VaultError(.dataError, "shard changed while being read", location: path) }
+        if let digest {
+            digest.update(UnsafeRawBufferPointer(bytes))
+            hashed = ChunkedEncryption.headerLength + stop
+        }
         return start
     }
 
