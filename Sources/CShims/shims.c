@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "CShims.h"
+#include <malloc.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -23,4 +24,8 @@ int shardvault_fork(void) {
 
 int shardvault_memfd(const char *name) {
     return memfd_create(name, MFD_CLOEXEC);
+}
+
+int shardvault_keep_freed_memory(int trim, int mmap_threshold) {
+    return mallopt(M_TRIM_THRESHOLD, trim) == 1 && mallopt(M_MMAP_THRESHOLD, mmap_threshold) == 1;
 }

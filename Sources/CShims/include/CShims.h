@@ -18,4 +18,9 @@ int shardvault_fork(void);
 /// reads a throwaway shard body from one). Returns a descriptor, or -1 with errno set.
 int shardvault_memfd(const char *name);
 
+/// mallopt(3) M_TRIM_THRESHOLD and M_MMAP_THRESHOLD (from <malloc.h>, which Swift does not
+/// import): freed blocks below `trim` bytes at the top of a heap are kept, and blocks below
+/// `mmap_threshold` bytes come from the heap. Returns 1 when both were set, 0 otherwise.
+int shardvault_keep_freed_memory(int trim, int mmap_threshold);
+
 #endif
