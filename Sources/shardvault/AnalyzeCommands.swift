@@ -38,13 +38,17 @@ struct Analyze: ParsableCommand {
             do { job = try JobSpec.parse(String(decoding: bytes, as: UTF8.self), file: spec) } catch let problem as JobSpec.Problem {
                 throw VaultError(.dataError, problem.message, location: problem.location)
             }
+            let lanes = workers ?? ProcessInfo.processInfo.activeProcessorCount
+            // Worker servers start now, so that they are ready when the vault is open and the
+            // accesses are on the audit log; they get nothing unless the job goes ahead.
+            let servers = isolation == "thread" ? nil : try WorkerServers(executable: try Self.selfPath(), starting: lanes)
+            defer { servers?.finish() }
             let vault = try options.open(lock: .shared, purpose: job.purpose)
             let started = Date()
             let display = TerminalProgress("analyze \(job.dataset)", enabled: !noProgress && TerminalProgress.terminal)
             defer { display.finish() }
             let outcome = try vault.perform(AuditAction.analyze, resource: AuditResource(dataset: job.dataset)) {
-                var analysis = AnalysisJob(vault: vault, workers: workers ?? ProcessInfo.processInfo.activeProcessorCount,
-                                           isolation: isolation == "thread" ? .thread : .process(executable: try Self.selfPath()))
+                var analysis = AnalysisJob(vault: vault, workers: lanes, isolation: servers.map { .process($0) } ?? .thread)
                 if display.enabled { analysis.progress = { display.update(done: $0, total: $1, bytes: $2) } }
                 return try analysis.run(job, specBytes: bytes)
             }

@@ -207,4 +207,63 @@ struct AnalysisWorkerTests {
         #expect(status == 0, "child status \(status)")
         #expect(shardvault_is_dumpable() == 1, "the test process itself stays as it was")
     }
+
+    @Test("""
+        a worker server is started with only its pipes and /dev/null open, no inherited environment, \
+        and its signals at their defaults, even when the coordinator holds an inheritable \
+        descriptor and ignores SIGPIPE; the servers no lane took are stopped and reaped
+        """)
+    func workerServerStartsClean() throws {
+        let dir = TemporaryDirectory("worker-spawn")
+        // Stands in for `shardvault worker`: records what it was given, then waits for the
+        // coordinator to close its input.
+        let script = dir.path + "/worker.sh"
+        try """
+            #!/bin/sh
+            ls /proc/self/fd > "\(dir.path)/fds"
+            readlink /proc/$$/fd/2 > "\(dir.path)/stderr"
+            env | grep -v '^PWD=' | sort > "\(dir.path)/env"
+            grep '^SigIgn' /proc/$$/status > "\(dir.path)/sigign"
+            echo "$@" > "\(dir.path)/args"
+            cat > /dev/null
+            touch "\(dir.path)/done"
+            """.write(toFile: script, atomically: true, encoding: .utf8)
+        #expect(chmod(script, 0o755) == 0)
+        let inheritable = open("/dev/null", O_RDONLY)
+        #expect(inheritable > 2)
+        defer { close(inheritable) }
+        _ = WorkerProcess.ignoreBrokenPipes
+        try withEnvironment("SHARDVAULT_TEST_SECRET", "must-not-reach-a-worker") {
+            let servers = try WorkerServers(executable: script, starting: 2)
+            // finish() waits for each server: when it returns, both have exited.
+            servers.finish()
+        }
+        #expect(FileManager.default.fileExists(atPath: dir.path + "/done"))
+        func read(_ name: String) throws -> String { try String(contentsOfFile: dir.path + "/" + name, encoding: .utf8) }
+        // 0, 1 and 2, and the one `ls` opens to list them: the inheritable descriptor would
+        // be one more.
+        #expect(try read("fds") == "0\n1\n2\n3\n")
+        #expect(try read("stderr") == "/dev/null\n")
+        #expect(try read("args") == "worker\n")
+        #expect(try read("env") == WorkerProcess.environment.map { "\($0.key)=\($0.value)\n" }.sorted().joined())
+        // Bit n is signal n + 1: none of the standard signals 1 to 31 (SIGPIPE among them) is
+        // ignored; the C library's own real-time signals are not the caller's to reset.
+        let ignored = try #require(UInt64(try read("sigign").dropFirst("SigIgn:\t".count).dropLast(), radix: 16))
+        #expect(ignored & 0x7fff_ffff == 0, "ignored signals \(String(ignored, radix: 16))")
+    }
+
+    @Test("a worker server that cannot be started is a clear error naming the executable")
+    func workerServerMissing() throws {
+        let missing = "/nonexistent/shardvault"
+        #expect { try WorkerServers(executable: missing, starting: 2) } throws: { error in
+            guard let error = error as? VaultError else { return false }
+            return error.location == missing && error.message.contains("cannot start a worker process")
+        }
+    }
+
+    func withEnvironment(_ name: String, _ value: String, _ body: () throws -> Void) throws {
+        setenv(name, value, 1)
+        defer { unsetenv(name) }
+        try body()
+    }
 }

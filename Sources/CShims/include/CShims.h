@@ -23,4 +23,11 @@ int shardvault_memfd(const char *name);
 /// `mmap_threshold` bytes come from the heap. Returns 1 when both were set, 0 otherwise.
 int shardvault_keep_freed_memory(int trim, int mmap_threshold);
 
+/// Starts `path` with `argv` and `envp` (both NULL-terminated) through posix_spawn(3): its
+/// standard input and output are new pipes, its standard error /dev/null, it holds no other
+/// descriptor of this process, and its signals are unblocked and at their defaults. The
+/// pipes' other ends (close-on-exec) are stored in `to_child` and `from_child`. Returns the
+/// child's pid, or -1 with errno set and nothing left open.
+int shardvault_spawn(const char *path, char *const argv[], char *const envp[], int *to_child, int *from_child);
+
 #endif

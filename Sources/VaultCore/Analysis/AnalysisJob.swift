@@ -31,11 +31,11 @@ public struct ResultInfo: Codable, Sendable {
 
 /// Runs an analysis over a dataset's sealed shards, in parallel, and seals the result.
 public struct AnalysisJob {
-    /// Where each task runs: a thread of this process, or a worker process of its own
-    /// (`executable worker`) that gets its shard and key on standard input.
+    /// Where each task runs: a thread of this process, or a worker process of its own (a
+    /// child of one of the `WorkerServers`) that gets its shard and key on standard input.
     public enum Isolation: Sendable {
         case thread
-        case process(executable: String)
+        case process(WorkerServers)
     }
 
     public let vault: Vault
@@ -95,8 +95,8 @@ public struct AnalysisJob {
         progress?(0, manifest.shards.count, 0)
         if case .thread = isolation { Self.keepFreedMemory }
         DispatchQueue.concurrentPerform(iterations: min(workers, manifest.shards.count)) { _ in
-            // Process isolation: one fork server per lane, started on the lane's first task;
-            // each task still runs in a process of its own.
+            // Process isolation: one fork server per lane, taken (or started) on the lane's
+            // first task; each task still runs in a process of its own.
             var server: WorkerProcess?
             defer { server?.finish() }
             while true {
@@ -116,7 +116,7 @@ public struct AnalysisJob {
                         // This process goes on: nothing of the shard's plaintext is left in its memory.
                         defer { shard.wipe() }
                         partials.set(i, try AnalysisEngine.evaluate(spec, shard: shard))
-                    case .process(let executable):
+                    case .process(let servers):
                         // The worker gets this shard's DEK only, unwrapped here from a header
                         // that matches the manifest; the KEK stays in this process.
                         let expected = ShardExpectation(vaultId: vaultId, dataset: spec.dataset, generation: manifest.generation,
@@ -124,7 +124,7 @@ public struct AnalysisJob {
                         let dek = try ShardReader.unwrapDEK(path: path, expected: expected, kek: kek)
                         let task = WorkerTask(job: id, spec: specText, path: path, vaultId: Hex.encode(vaultId), dataset: spec.dataset,
                                               generation: manifest.generation, shardCount: manifest.shardCount, entry: entry, schemaId: manifest.schemaId)
-                        if server == nil { server = try WorkerProcess(executable: executable) }
+                        if server == nil { server = try servers.take() }
                         partials.set(i, try server!.run(task, dek: dek, outputKey: outputKey))
                     }
                 } catch {

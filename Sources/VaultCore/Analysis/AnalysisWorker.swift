@@ -364,6 +364,44 @@ public enum WorkerServer {
     }
 }
 
+/// The fork servers of a job run with process isolation. Those started ahead load, harden
+/// and warm up while the coordinator opens the vault, checks the policy and writes the
+/// audit entries; they hold nothing until a task arrives. A lane that finds none idle starts
+/// its own. `finish` (or the end of this object) stops those never used.
+public final class WorkerServers: @unchecked Sendable {
+    public let executable: String
+    private let lock = NSLock()
+    private var idle: [WorkerProcess] = []
+
+    /// Starts `count` servers of `executable worker` now.
+    public init(executable: String, starting count: Int = 0) throws {
+        self.executable = executable
+        for _ in 0..<count {
+            do { idle.append(try WorkerProcess(executable: executable)) } catch {
+                finish()
+                throw error
+            }
+        }
+    }
+
+    deinit { finish() }
+
+    /// A started server for one lane, which stops it when the lane ends.
+    func take() throws -> WorkerProcess {
+        if let server = lock.withLock({ idle.popLast() }) { return server }
+        return try WorkerProcess(executable: executable)
+    }
+
+    /// Stops the servers no lane took.
+    public func finish() {
+        let unused = lock.withLock { () -> [WorkerProcess] in
+            defer { idle.removeAll() }
+            return idle
+        }
+        unused.forEach { $0.finish() }
+    }
+}
+
 /// The coordinator's side: one `shardvault worker` fork server, started once per parallel
 /// lane of a job and given that lane's tasks one at a time.
 final class WorkerProcess {
@@ -375,31 +413,30 @@ final class WorkerProcess {
     /// fail with EPIPE instead of raising SIGPIPE.
     static let ignoreBrokenPipes: Void = { signal(SIGPIPE, SIG_IGN); return () }()
 
-    private let process = Process()
-    private let toWorker: FileHandle
-    private let fromWorker: FileHandle
+    private let pid: pid_t
+    private let toWorker: Int32
+    private let fromWorker: Int32
 
+    /// Started with posix_spawn and reaped with waitpid, not with Foundation's `Process`,
+    /// whose `waitUntilExit` polls in 50 ms steps: each job would wait that long at its end.
     init(executable: String) throws {
         _ = Self.ignoreBrokenPipes
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = Self.arguments
-        process.environment = Self.environment
-        let input = Pipe(), output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        toWorker = input.fileHandleForWriting
-        fromWorker = output.fileHandleForReading
-        try? input.fileHandleForReading.close()
-        try? output.fileHandleForWriting.close()
+        let argv = ([executable] + Self.arguments).map { strdup($0) }
+        let envp = Self.environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") }
+        defer { (argv + envp).forEach { free($0) } }
+        var to: Int32 = -1, from: Int32 = -1
+        let child = shardvault_spawn(executable, argv + [nil], envp + [nil], &to, &from)
+        guard child > 0 else { throw VaultError.system(.software, "cannot start a worker process", path: executable, errno: errno) }
+        pid = child
+        toWorker = to
+        fromWorker = from
     }
 
     /// Runs one task in a fresh child of the server and opens its sealed answer.
     func run(_ task: WorkerTask, dek: SecureBytes, outputKey: SecureBytes) throws -> PartialAggregate {
         var frame = try task.frame(dek: dek, outputKey: outputKey)
         defer { secureWipe(&frame) }
-        let out = toWorker.fileDescriptor, back = fromWorker.fileDescriptor
+        let out = toWorker, back = fromWorker
         // Written straight from the frame buffer (wiped above), with no intermediate copy.
         // A failed write means the worker went away; its answer (or its absence) says why.
         if WorkerServer.writeFully(out, [WorkerServer.task] + WorkerServer.lengthPrefix(frame.count - WorkerTask.keysLength)) {
@@ -440,9 +477,10 @@ final class WorkerProcess {
 
     /// Stops the server and waits for it.
     func finish() {
-        _ = WorkerServer.writeFully(toWorker.fileDescriptor, [WorkerServer.quit])
-        try? toWorker.close()
-        process.waitUntilExit()
-        try? fromWorker.close()
+        _ = WorkerServer.writeFully(toWorker, [WorkerServer.quit])
+        close(toWorker)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        close(fromWorker)
     }
 }
