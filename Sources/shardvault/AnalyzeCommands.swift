@@ -38,10 +38,12 @@ struct Analyze: ParsableCommand {
             do { job = try JobSpec.parse(String(decoding: bytes, as: UTF8.self), file: spec) } catch let problem as JobSpec.Problem {
                 throw VaultError(.dataError, problem.message, location: problem.location)
             }
-            let lanes = workers ?? ProcessInfo.processInfo.activeProcessorCount
+            let cores = ProcessInfo.processInfo.activeProcessorCount
+            let lanes = workers ?? cores
             // Worker servers start now, so that they are ready when the vault is open and the
-            // accesses are on the audit log; they get nothing unless the job goes ahead.
-            let servers = isolation == "thread" ? nil : try WorkerServers(executable: try Self.selfPath(), starting: lanes)
+            // accesses are on the audit log; they get nothing unless the job goes ahead. At
+            // most one per core starts ahead; further lanes start theirs when they need one.
+            let servers = isolation == "thread" ? nil : try WorkerServers(executable: try Self.selfPath(), starting: min(lanes, cores))
             defer { servers?.finish() }
             let vault = try options.open(lock: .shared, purpose: job.purpose)
             let started = Date()
