@@ -160,15 +160,22 @@ struct Worker: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Serve analysis tasks from standard input, each in a child process of its own (internal).", shouldDisplay: false)
 
     func run() throws {
+        let status = Self.serve()
+        if status != 0 { throw ExitCode(status) }
+    }
+
+    /// Serves tasks until told to stop; returns the exit status.
+    static func serve() -> Int32 {
         do {
             // A fork server: hardened before anything secret arrives, one child per task.
             try WorkerServer.serve()
+            return 0
         } catch let error as VaultError {
             Console.error(error.description)
-            throw ExitCode(error.code.exitStatus)
+            return error.code.exitStatus
         } catch {
             Console.error("\(error)")
-            throw ExitCode(70)
+            return 70
         }
     }
 }

@@ -12,6 +12,14 @@ struct ShardVault: ParsableCommand {
         73 cannot create, 74 I/O error, 77 permission denied, 78 configuration error.
         """,
         subcommands: [Demo.self, Init.self, Ingest.self, Datasets.self, Verify.self, Analyze.self, Results.self, Keys.self, Audit.self, PolicyCommand.self, SelfTest.self, Generate.self, Worker.self])
+
+    /// `shardvault worker`, exactly as `analyze` starts it, goes straight to the worker: a
+    /// server starts for each lane of every process-isolated analysis, and the argument
+    /// parser's reflection over every command was a quarter of its start.
+    static func main() {
+        if CommandLine.arguments.dropFirst().elementsEqual(["worker"]) { Glibc.exit(Worker.serve()) }
+        main(nil)
+    }
 }
 
 /// Options every vault command takes.
