@@ -17,7 +17,7 @@ struct ShardVault: ParsableCommand {
     /// server starts for each lane of every process-isolated analysis, and the argument
     /// parser's reflection over every command was a quarter of its start.
     static func main() {
-        if CommandLine.arguments.dropFirst().elementsEqual(["worker"]) { Glibc.exit(Worker.serve()) }
+        if CommandLine.arguments.dropFirst().elementsEqual(WorkerServers.arguments) { Glibc.exit(Worker.serve()) }
         main(nil)
     }
 }

@@ -233,11 +233,12 @@ struct AnalysisWorkerTests {
         #expect(inheritable > 2)
         defer { close(inheritable) }
         _ = WorkerProcess.ignoreBrokenPipes
-        try withEnvironment("SHARDVAULT_TEST_SECRET", "must-not-reach-a-worker") {
-            let servers = try WorkerServers(executable: script, starting: 2)
-            // finish() waits for each server: when it returns, both have exited.
-            servers.finish()
-        }
+        // The test process's own environment (HOME and the rest) is what must not reach a
+        // worker; it is read, not changed, since other tests run alongside.
+        #expect(ProcessInfo.processInfo.environment.keys.contains { WorkerProcess.environment[$0] == nil })
+        let servers = try WorkerServers(executable: script, starting: 2)
+        // finish() waits for each server: when it returns, both have exited.
+        servers.finish()
         #expect(FileManager.default.fileExists(atPath: dir.path + "/done"))
         func read(_ name: String) throws -> String { try String(contentsOfFile: dir.path + "/" + name, encoding: .utf8) }
         // 0, 1 and 2, and the one `ls` opens to list them: the inheritable descriptor would
@@ -259,11 +260,5 @@ struct AnalysisWorkerTests {
             guard let error = error as? VaultError else { return false }
             return error.location == missing && error.message.contains("cannot start a worker process")
         }
-    }
-
-    func withEnvironment(_ name: String, _ value: String, _ body: () throws -> Void) throws {
-        setenv(name, value, 1)
-        defer { unsetenv(name) }
-        try body()
     }
 }

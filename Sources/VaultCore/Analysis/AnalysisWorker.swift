@@ -369,6 +369,8 @@ public enum WorkerServer {
 /// audit entries; they hold nothing until a task arrives. A lane that finds none idle starts
 /// its own. `finish` (or the end of this object) stops those never used.
 public final class WorkerServers: @unchecked Sendable {
+    /// A server's whole command line after the executable: nothing secret.
+    public static let arguments = ["worker"]
     public let executable: String
     private let lock = NSLock()
     private var idle: [WorkerProcess] = []
@@ -405,8 +407,8 @@ public final class WorkerServers: @unchecked Sendable {
 /// The coordinator's side: one `shardvault worker` fork server, started once per parallel
 /// lane of a job and given that lane's tasks one at a time.
 final class WorkerProcess {
-    /// A worker's whole command line and environment: nothing secret, nothing inherited.
-    static let arguments = ["worker"]
+    /// A worker's whole environment (its arguments are `WorkerServers.arguments`): nothing
+    /// secret, nothing inherited.
     static let environment = ["PATH": "/usr/bin:/bin", "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"]
 
     /// A worker that dies must not take the coordinator with it: writes to its pipe then
@@ -421,7 +423,7 @@ final class WorkerProcess {
     /// whose `waitUntilExit` polls in 50 ms steps: each job would wait that long at its end.
     init(executable: String) throws {
         _ = Self.ignoreBrokenPipes
-        let argv = ([executable] + Self.arguments).map { strdup($0) }
+        let argv = ([executable] + WorkerServers.arguments).map { strdup($0) }
         let envp = Self.environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") }
         defer { (argv + envp).forEach { free($0) } }
         var to: Int32 = -1, from: Int32 = -1
